@@ -1,0 +1,99 @@
+"""edgert: export small models for a device profile, run them, profile them.
+
+Public API::
+
+    import edgert
+    model = edgert.load("bundle-dir")          # verified, on the bundle's device profile
+    model.classify(images)                     # cnn family
+
+Plugins implement the hooks in :mod:`edgert.hookspecs` with ``@edgert.hookimpl``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgert.errors import (
+    BundleError,
+    DeviceProfileError,
+    EdgertError,
+    ExportError,
+    InputError,
+    PluginError,
+    ProviderFallbackError,
+    ProviderUnavailableError,
+    UnknownNameError,
+)
+from edgert.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BundleError",
+    "DeviceProfileError",
+    "EdgertError",
+    "ExportError",
+    "InputError",
+    "PluginError",
+    "ProviderFallbackError",
+    "ProviderUnavailableError",
+    "UnknownNameError",
+    "__version__",
+    "hookimpl",
+    "load",
+    "resolve_device",
+]
+
+
+def resolve_device(device: str | Path | None, *, devices_dirs: tuple[Path, ...] = ()) -> Any:
+    """A ``DeviceProfile`` from an id, a ``.toml`` path or ``"auto"`` (with its reason).
+
+    Returns ``(profile, reason)``; ``reason`` is None unless ``device == "auto"``.
+    """
+    from edgert.autoselect import pick_auto
+    from edgert.catalog import get_catalog
+    from edgert.profiles import ProfileSet
+
+    profiles = ProfileSet(get_catalog(), devices_dirs)
+    if device is None or str(device) == "auto":
+        choice = pick_auto(profiles)
+        return choice.profile, choice.reason
+    return profiles.get(device), None
+
+
+def load(
+    bundle: str | Path,
+    *,
+    device: str | Path | None = None,
+    allow_fallback: bool | None = None,
+    threads: int | None = None,
+) -> Any:
+    """Load a bundle (checksums verified) and create its sessions once.
+
+    Args:
+        bundle: the directory written by ``edgert export``.
+        device: a profile id or ``.toml`` path to run with instead of the profile the
+            bundle was exported for (its ``[runtime]`` section is used).
+        allow_fallback: allow running elsewhere than the profile's first provider; the
+            fallback is always reported (``model.session_info.fallback``).
+        threads: intra-op threads, overriding the profile.
+
+    Returns:
+        The family's runtime object, e.g. :class:`edgert.classifier.Classifier`.
+    """
+    from edgert.bundle import open_bundle
+    from edgert.catalog import get_catalog
+    from edgert.profiles import check_against_catalog, parse_profile
+
+    catalog = get_catalog()
+    opened = open_bundle(bundle)
+    family = catalog.families.get(opened.family)
+    if device is None:
+        profile = parse_profile(opened.manifest["device"]["profile"], f"{bundle}/manifest.json")
+        profile = check_against_catalog(profile, catalog)
+    else:
+        profile, _ = resolve_device(device)
+    return family.runtime_class()(
+        opened, profile, catalog, allow_fallback=allow_fallback, threads=threads
+    )

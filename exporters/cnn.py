@@ -1,0 +1,214 @@
+"""Exporter of the ``cnn`` family: torch image classifier -> verified bundle.
+
+torch -> ONNX (dynamic batch named ``batch``) -> the profile's steps -> bundle written
+atomically. Calibration and evaluation data are checked before anything is exported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import edgert
+from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
+from edgert.errors import ExportError
+from edgert.exporters.calibration import load_inputs, load_labelled
+from edgert.exporters.pipeline import Artifact, ExportContext, check_steps, run_steps
+from edgert.exporters.sources import TorchSource, load_source
+
+if TYPE_CHECKING:
+    from edgert.catalog import Catalog
+    from edgert.profiles import DeviceProfile
+
+
+@dataclass(frozen=True)
+class CnnExport:
+    """Options of one CNN export (``edgert export`` flags)."""
+
+    source: str  # package.module:factory | file.pt2 | file.pt | zoo:NAME
+    out: Path
+    input_shape: tuple[int, ...] | None = None  # (1, C, H, W); default: the source's INPUT_SHAPE
+    calibration: Path | None = None  # image folder | .npy | .npz; default: the source's data
+    eval_data: Path | None = None  # .npz with x, y: accuracy before/after in the manifest
+    labels: Path | None = None  # text file, one label per line
+    force: bool = False  # replace an existing bundle (only once the new one is complete)
+    allow_fallback: bool | None = None
+    keep_intermediate: Path | None = None  # copy every step's output here
+
+
+def export_cnn(options: CnnExport, profile: DeviceProfile, catalog: Catalog) -> Bundle:
+    """Export a classifier for ``profile``; returns the verified bundle."""
+    check_steps(profile)
+    source = load_source(options.source)
+    shape = _input_shape(options, source)
+    calibration, eval_data = _data(options, source, shape)
+    labels = _labels(options, source)
+    with tempfile.TemporaryDirectory(prefix="edgert-export-") as tmp, staged_directory(
+        options.out, overwrite=options.force
+    ) as staging:
+        workdir = Path(tmp)
+        first = _to_onnx(source, shape, profile.export.opset, workdir / "00-torch-to-onnx")
+        ctx = ExportContext(
+            profile=profile,
+            catalog=catalog,
+            family=catalog.families.get("cnn"),
+            workdir=workdir,
+            reference=_reference(source.model),
+            sample=_sample(calibration, shape),
+            calibration=calibration,
+            eval_data=eval_data,
+            static_dims={"batch": profile.export.batch_size} if profile.export.static_shapes else {},
+            allow_fallback=options.allow_fallback,
+        )
+        final = run_steps(first, ctx)
+        if options.keep_intermediate:
+            shutil.copytree(workdir, options.keep_intermediate, dirs_exist_ok=True)
+        shutil.copy2(final.path, staging / "model.onnx")
+        write_manifest(staging, _manifest(options, source, profile, final, ctx, labels))
+    return open_bundle(options.out)
+
+
+def _input_shape(options: CnnExport, source: TorchSource) -> tuple[int, ...]:
+    shape = options.input_shape or source.input_shape
+    if not shape:
+        raise ExportError(
+            f"the input shape of {options.source!r} is unknown",
+            hint="pass --input-shape, e.g. --input-shape 1,3,224,224",
+        )
+    if any(not isinstance(d, int) or d < 1 for d in shape) or len(shape) < 2:
+        raise ExportError(f"invalid input shape {shape}", hint="e.g. --input-shape 1,3,224,224")
+    return tuple(shape)
+
+
+def _data(
+    options: CnnExport, source: TorchSource, shape: tuple[int, ...]
+) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]:
+    from edgert.exporters.calibration import check_inputs
+
+    module = source.module
+    if options.calibration:
+        calibration = load_inputs(options.calibration, shape)
+    elif module is not None and hasattr(module, "calibration_data"):
+        calibration = check_inputs(module.calibration_data(), shape, f"{source.spec} calibration")
+    else:
+        calibration = None
+    if options.eval_data:
+        eval_data = load_labelled(options.eval_data, shape)
+    elif module is not None and hasattr(module, "eval_data") and not options.calibration:
+        x, y = module.eval_data()
+        eval_data = (check_inputs(x, shape, f"{source.spec} eval data"), y)
+    else:
+        eval_data = None
+    return calibration, eval_data
+
+
+def _labels(options: CnnExport, source: TorchSource) -> list[str] | None:
+    if options.labels:
+        if not Path(options.labels).is_file():
+            raise ExportError(f"labels file not found: {options.labels}")
+        return [line.strip() for line in Path(options.labels).read_text().splitlines() if line.strip()]
+    return list(source.labels) if source.labels else None
+
+
+def _to_onnx(source: TorchSource, shape: tuple[int, ...], opset: int, out_dir: Path) -> Artifact:
+    import onnx
+    import torch
+
+    out_dir.mkdir(parents=True)
+    target = out_dir / "model.onnx"
+    dummy = torch.zeros(shape)
+    try:
+        torch.onnx.export(
+            source.model,
+            (dummy,),
+            str(target),
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    except Exception as exc:
+        raise ExportError(f"{type(exc).__name__}: {exc}", step="torch-to-onnx") from exc
+    finally:
+        source.model.eval()  # torch.onnx.export restores the model's previous mode recursively
+    try:
+        onnx.checker.check_model(str(target))
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"torch produced an invalid ONNX graph: {exc}", step="torch-to-onnx") from exc
+    return Artifact(target, "fp32", opset)
+
+
+def _reference(model: Any) -> Any:
+    import torch
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            outs = [model(torch.from_numpy(x[i : i + 256])).numpy() for i in range(0, len(x), 256)]
+        return np.concatenate(outs)
+
+    return run
+
+
+def _sample(calibration: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    if calibration is not None:
+        return calibration[:64]
+    return np.random.default_rng(0).standard_normal((16, *shape[1:])).astype(np.float32)
+
+
+def _io(path: Path) -> tuple[list[dict], list[dict]]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+
+    def describe(value: Any) -> dict:
+        tensor = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
+        return {"name": value.name, "shape": dims, "dtype": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name}
+
+    return [describe(v) for v in model.graph.input], [describe(v) for v in model.graph.output]
+
+
+def _manifest(
+    options: CnnExport,
+    source: TorchSource,
+    profile: DeviceProfile,
+    final: Artifact,
+    ctx: ExportContext,
+    labels: list[str] | None,
+) -> dict[str, Any]:
+    import onnx
+    import onnxruntime
+    import torch
+
+    inputs, outputs = _io(final.path)
+    return {
+        "family": "cnn",
+        "graphs": [{"role": "model", "file": "model.onnx", "inputs": inputs, "outputs": outputs}],
+        "device": {"id": profile.id, "profile": profile.to_dict()},
+        "precision": final.precision,
+        "opset": final.opset,
+        "labels": labels,
+        "postprocess": "softmax",
+        "validation": ctx.report["validation"],
+        "steps": ctx.report["steps"],
+        "provenance": {
+            "source": options.source,
+            "calibration": str(options.calibration) if options.calibration else None,
+            "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "host": f"{platform.system()} {platform.machine()}",
+            "versions": {
+                "edgert": edgert.__version__,
+                "onnx": onnx.__version__,
+                "onnxruntime": onnxruntime.__version__,
+                "torch": torch.__version__,
+            },
+        },
+    }

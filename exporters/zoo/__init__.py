@@ -1,0 +1,1 @@
+"""Small reference models that ship with edgert."""

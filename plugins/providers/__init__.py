@@ -1,0 +1,1 @@
+"""Built-in execution-provider plugins (one ONNX Runtime provider per module)."""

@@ -1,0 +1,42 @@
+"""NVIDIA GPUs through ONNX Runtime's CUDA provider (``pip install onnxruntime-gpu``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from edgert.hookspecs import hookimpl
+from edgert.providers import Provider
+
+
+@dataclass(frozen=True)
+class CudaOptions:
+    """Options of ``CUDAExecutionProvider`` (names as ONNX Runtime spells them)."""
+
+    device_id: int = 0
+    gpu_mem_limit: int | None = None  # bytes; unset = no limit
+    cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = "EXHAUSTIVE"
+    do_copy_in_default_stream: bool = True
+    enable_cuda_graph: bool = False  # needs static shapes and IO binding
+
+
+class CudaProvider(Provider):
+    """``CUDAExecutionProvider``."""
+
+    name: ClassVar[str] = "ort-cuda"
+    ort_name: ClassVar[str] = "CUDAExecutionProvider"
+    Options: ClassVar[type] = CudaOptions
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"fp32", "fp16", "int8-qdq", "dynamic-shapes", "static-shapes", "if-op"}
+    )
+    device_class: ClassVar[str] = "gpu"
+    install_hint: ClassVar[str] = (
+        "install the GPU build: pip uninstall onnxruntime && pip install onnxruntime-gpu "
+        "(needs the NVIDIA driver, CUDA 12 and cuDNN 9)"
+    )
+
+
+@hookimpl
+def register_providers(register):
+    """Register the CUDA provider."""
+    register(CudaProvider)
