@@ -72,6 +72,11 @@ class Classifier:
         """The provider that runs the graph (after any reported fallback)."""
         return self.session_info.active
 
+    def example_input(self, batch: int = 1) -> np.ndarray:
+        """A seeded random batch shaped like the input (profiling, smoke tests)."""
+        n = self._fixed_batch or batch
+        return np.random.default_rng(0).random((n, *self._tail), dtype=np.float32)
+
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw model outputs for a float32 batch shaped like the bundle's input."""
         if type(batch) is not np.ndarray or batch.dtype != np.float32 or batch.shape[1:] != self._tail:

@@ -162,7 +162,28 @@ def check_against_catalog(profile: DeviceProfile, catalog: Catalog) -> DevicePro
             raise UnknownNameError(
                 "export step", name, catalog.export_steps.names(), hint=f"in {where} [export].steps"
             )
+    check_steps(profile)
     return profile
+
+
+def check_steps(profile: DeviceProfile) -> None:
+    """Refuse step lists that contradict the profile's precision."""
+    steps, precision = profile.export.steps, profile.export.precision
+    if precision in ("int8", "int4") and "quantize" not in steps:
+        raise DeviceProfileError(
+            f"profile {profile.id!r} has precision {precision!r} but no 'quantize' step",
+            hint="add 'quantize' to [export].steps before 'validate'",
+        )
+    if precision == "fp16" and "fp16" not in steps:
+        raise DeviceProfileError(
+            f"profile {profile.id!r} has precision 'fp16' but no 'fp16' step",
+            hint="add 'fp16' to [export].steps before 'validate'",
+        )
+    if steps and steps[-1] != "validate":
+        raise DeviceProfileError(
+            f"profile {profile.id!r}: the last export step must be 'validate', got {steps[-1]!r}",
+            hint="every bundle is checked against its source model; end [export].steps with it",
+        )
 
 
 class ProfileSet:

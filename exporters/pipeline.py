@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
-from edgert.errors import DeviceProfileError, ExportError
+from edgert.errors import ExportError
+from edgert.profiles import check_steps
 
 if TYPE_CHECKING:
     from edgert.catalog import Catalog
@@ -81,26 +82,6 @@ class ExportStep(Protocol):
     def run(self, artifact: Artifact, ctx: ExportContext, out_dir: Path) -> Artifact:
         """Write a new model into ``out_dir`` and return it; never change ``artifact``."""
         ...
-
-
-def check_steps(profile: DeviceProfile) -> None:
-    """Refuse step lists that contradict the profile's precision."""
-    steps, precision = profile.export.steps, profile.export.precision
-    if precision in ("int8", "int4") and "quantize" not in steps:
-        raise DeviceProfileError(
-            f"profile {profile.id!r} has precision {precision!r} but no 'quantize' step",
-            hint="add 'quantize' to [export].steps before 'validate'",
-        )
-    if precision == "fp16" and "fp16" not in steps:
-        raise DeviceProfileError(
-            f"profile {profile.id!r} has precision 'fp16' but no 'fp16' step",
-            hint="add 'fp16' to [export].steps before 'validate'",
-        )
-    if steps and steps[-1] != "validate":
-        raise DeviceProfileError(
-            f"profile {profile.id!r}: the last export step must be 'validate', got {steps[-1]!r}",
-            hint="every bundle is checked against its source model; end [export].steps with it",
-        )
 
 
 def run_steps(first: Artifact, ctx: ExportContext) -> Artifact:

@@ -1,0 +1,118 @@
+"""``edgert profile``: load time, latency percentiles, throughput, memory and placement.
+
+One report schema for every family and provider. Timings taken on a simulator (the QNN HTP
+backend on x86-64) are labelled ``simulated``: they prove the graph runs, not how fast.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import edgert
+from edgert.host import this_host
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """Options of one profiling run."""
+
+    runs: int = 100  # timed runs after warm-up
+    warmup: int = 10
+    batch: int = 1  # images per run (cnn); ignored by fixed-batch graphs
+    device: str | None = None  # profile id to run with instead of the bundle's
+    threads: int | None = None
+    allow_fallback: bool | None = None
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    """p50/p90/p99, mean, min and max of latencies in milliseconds."""
+    a = np.asarray(samples_ms, dtype=np.float64)
+    return {
+        "p50": float(np.percentile(a, 50)),
+        "p90": float(np.percentile(a, 90)),
+        "p99": float(np.percentile(a, 99)),
+        "mean": float(a.mean()),
+        "min": float(a.min()),
+        "max": float(a.max()),
+    }
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _timed_load(bundle: Path, options: ProfileOptions) -> tuple[Any, float]:
+    started = time.perf_counter()
+    model = edgert.load(
+        bundle, device=options.device, allow_fallback=options.allow_fallback, threads=options.threads
+    )
+    return model, (time.perf_counter() - started) * 1000
+
+
+def profile_bundle(
+    bundle: str | Path,
+    options: ProfileOptions,
+    tick: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Profile a bundle and return the report (JSON-ready).
+
+    Args:
+        bundle: bundle directory.
+        options: runs, warm-up, batch, device override.
+        tick: called after each timed run (progress bars).
+    """
+    bundle = Path(bundle)
+    model, first_ms = _timed_load(bundle, options)
+    del model
+    model, warm_ms = _timed_load(bundle, options)
+    x = model.example_input(options.batch)
+    for _ in range(options.warmup):
+        model.logits(x)
+    samples = []
+    for _ in range(options.runs):
+        started = time.perf_counter()
+        model.logits(x)
+        samples.append((time.perf_counter() - started) * 1000)
+        if tick:
+            tick()
+    stats = percentiles(samples)
+    info = model.session_info
+    host = this_host()
+    return {
+        "bundle": str(bundle),
+        "family": model.bundle.family,
+        "device": model.profile.id,
+        "precision": model.bundle.manifest["precision"],
+        "provider": info.active,
+        "requested_providers": info.requested,
+        "placement": info.placement,
+        "fallback": info.fallback,
+        "simulated": info.simulated,
+        "host": {"arch": host.arch, "os": host.os, "cpu": host.cpu_name, "python": platform.python_version()},
+        "threads": options.threads if options.threads is not None else model.profile.runtime.threads,
+        "batch": int(x.shape[0]),
+        "runs": options.runs,
+        "warmup": options.warmup,
+        "load_ms": {"first": first_ms, "warm": warm_ms},
+        "latency_ms": stats,
+        "throughput_per_s": float(x.shape[0] * 1000 / stats["mean"]),
+        "peak_rss_mb": _peak_rss_mb(),
+        "bundle_bytes": model.bundle.size_bytes(),
+        "versions": {"edgert": edgert.__version__, "onnxruntime": _ort_version()},
+    }
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
