@@ -114,7 +114,9 @@ def open_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
             )
     for graph in manifest["graphs"]:
         if graph.get("file") not in manifest["files"]:
-            raise BundleError(f"graph {graph.get('role')!r} names unlisted file {graph.get('file')!r}")
+            raise BundleError(
+                f"graph {graph.get('role')!r} names unlisted file {graph.get('file')!r}"
+            )
     return bundle
 
 

@@ -37,7 +37,9 @@ class Catalog:
 
     def device_paths(self, extra: tuple[Path, ...] = ()) -> list[tuple[Path, str]]:
         """Folders to read device profiles from: user folders first, then plugins'."""
-        return [(Path(p), "user") for p in extra] + [(Path(p), s) for p, s in self.device_dirs.paths]
+        return [(Path(p), "user") for p in extra] + [
+            (Path(p), s) for p, s in self.device_dirs.paths
+        ]
 
 
 def load_catalog(pm: pluggy.PluginManager | None = None) -> Catalog:

@@ -56,7 +56,11 @@ class Classifier:
         self.bundle = bundle
         self.profile = profile
         self.session_info: SessionInfo = create_session(
-            bundle.file(graph["file"]), profile, catalog, allow_fallback=allow_fallback, threads=threads
+            bundle.file(graph["file"]),
+            profile,
+            catalog,
+            allow_fallback=allow_fallback,
+            threads=threads,
         )
         self._session = self.session_info.session
         spec = graph["inputs"][0]
@@ -79,7 +83,11 @@ class Classifier:
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw model outputs for a float32 batch shaped like the bundle's input."""
-        if type(batch) is not np.ndarray or batch.dtype != np.float32 or batch.shape[1:] != self._tail:
+        if (
+            type(batch) is not np.ndarray
+            or batch.dtype != np.float32
+            or batch.shape[1:] != self._tail
+        ):
             batch = self._check(batch)
         if self._fixed_batch is None or batch.shape[0] == self._fixed_batch:
             return self._session.run(self._outputs, {self._input: batch})[0]
@@ -98,7 +106,9 @@ class Classifier:
 
     def _prediction(self, order: np.ndarray, probs: np.ndarray) -> Prediction:
         labels = tuple(self.labels[j] if j < len(self.labels) else str(j) for j in order)
-        return Prediction(labels, tuple(float(probs[j]) for j in order), tuple(int(j) for j in order))
+        return Prediction(
+            labels, tuple(float(probs[j]) for j in order), tuple(int(j) for j in order)
+        )
 
     def _run_fixed(self, batch: np.ndarray) -> np.ndarray:
         """Static-batch graphs (NPU): run in chunks of the fixed size, padding the last one."""
@@ -127,7 +137,11 @@ class Classifier:
             )
         if batch.shape == self._tail:
             batch = batch[None]
-        if batch.ndim != len(self.input_shape) or batch.shape[1:] != self._tail or not batch.shape[0]:
+        if (
+            batch.ndim != len(self.input_shape)
+            or batch.shape[1:] != self._tail
+            or not batch.shape[0]
+        ):
             raise InputError(
                 f"input shape {tuple(batch.shape)} does not match the model input {expected}",
                 hint=f"pass a batch shaped (batch, {', '.join(map(str, self._tail))}) "

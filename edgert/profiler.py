@@ -54,7 +54,10 @@ def _peak_rss_mb() -> float:
 def _timed_load(bundle: Path, options: ProfileOptions) -> tuple[Any, float]:
     started = time.perf_counter()
     model = edgert.load(
-        bundle, device=options.device, allow_fallback=options.allow_fallback, threads=options.threads
+        bundle,
+        device=options.device,
+        allow_fallback=options.allow_fallback,
+        threads=options.threads,
     )
     return model, (time.perf_counter() - started) * 1000
 
@@ -98,8 +101,15 @@ def profile_bundle(
         "placement": info.placement,
         "fallback": info.fallback,
         "simulated": info.simulated,
-        "host": {"arch": host.arch, "os": host.os, "cpu": host.cpu_name, "python": platform.python_version()},
-        "threads": options.threads if options.threads is not None else model.profile.runtime.threads,
+        "host": {
+            "arch": host.arch,
+            "os": host.os,
+            "cpu": host.cpu_name,
+            "python": platform.python_version(),
+        },
+        "threads": options.threads
+        if options.threads is not None
+        else model.profile.runtime.threads,
         "batch": int(x.shape[0]),
         "runs": options.runs,
         "warmup": options.warmup,

@@ -202,8 +202,10 @@ def create_session(
             ) from exc
         raise
     placement = graph_placement(session, catalog)
-    active = max(placement, key=placement.get) if placement else _edgert_name(
-        session.get_providers()[0], catalog
+    active = (
+        max(placement, key=placement.get)
+        if placement
+        else _edgert_name(session.get_providers()[0], catalog)
     )
     foreign = {name: n for name, n in placement.items() if name != primary.name}
     if active != primary.name or foreign or primary.name != profile.runtime.providers[0]:

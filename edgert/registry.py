@@ -62,7 +62,10 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             raise UnknownNameError(
-                self.kind, name, self._items, hint="run 'edgert plugins list' to see what is installed"
+                self.kind,
+                name,
+                self._items,
+                hint="run 'edgert plugins list' to see what is installed",
             ) from None
 
     def source(self, name: str) -> str:

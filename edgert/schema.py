@@ -43,7 +43,10 @@ def build(cls: type, data: Mapping[str, Any], where: str, error: type = DevicePr
     for key, name in keys.items():
         field = fields[name]
         if key not in data:
-            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            if (
+                field.default is dataclasses.MISSING
+                and field.default_factory is dataclasses.MISSING
+            ):
                 raise error(f"{where}: missing required key {key!r}")
             continue
         values[name] = convert(hints[name], data[key], f"{where} {key}", error)

@@ -51,7 +51,9 @@ def load_labelled(path: Path, input_shape: tuple[int, ...]) -> tuple[np.ndarray,
     """``(x, y)`` from an ``.npz`` with arrays ``x`` and ``y`` (for accuracy reports)."""
     with np.load(path, allow_pickle=False) as archive:
         if "x" not in archive or "y" not in archive:
-            raise ExportError(f"{path} needs arrays 'x' and 'y'", hint="np.savez(path, x=..., y=...)")
+            raise ExportError(
+                f"{path} needs arrays 'x' and 'y'", hint="np.savez(path, x=..., y=...)"
+            )
         x, y = archive["x"], archive["y"]
     x = check_inputs(x, input_shape, str(path))
     if len(y) != len(x):

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from edgert.exporters.calibration import load_inputs, load_labelled
+from edgert.exporters.pipeline import Artifact, ExportContext, check_steps, run_steps
+from edgert.exporters.sources import TorchSource, load_source
 
 import edgert
 from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
 from edgert.errors import ExportError
-from edgert.exporters.calibration import load_inputs, load_labelled
-from edgert.exporters.pipeline import Artifact, ExportContext, check_steps, run_steps
-from edgert.exporters.sources import TorchSource, load_source
 
 if TYPE_CHECKING:
     from edgert.catalog import Catalog
@@ -50,9 +50,10 @@ def export_cnn(options: CnnExport, profile: DeviceProfile, catalog: Catalog) -> 
     shape = _input_shape(options, source)
     calibration, eval_data = _data(options, source, shape)
     labels = _labels(options, source)
-    with tempfile.TemporaryDirectory(prefix="edgert-export-") as tmp, staged_directory(
-        options.out, overwrite=options.force
-    ) as staging:
+    with (
+        tempfile.TemporaryDirectory(prefix="edgert-export-") as tmp,
+        staged_directory(options.out, overwrite=options.force) as staging,
+    ):
         workdir = Path(tmp)
         first = _to_onnx(source, shape, profile.export.opset, workdir / "00-torch-to-onnx")
         ctx = ExportContext(
@@ -64,7 +65,9 @@ def export_cnn(options: CnnExport, profile: DeviceProfile, catalog: Catalog) -> 
             sample=_sample(calibration, shape),
             calibration=calibration,
             eval_data=eval_data,
-            static_dims={"batch": profile.export.batch_size} if profile.export.static_shapes else {},
+            static_dims={"batch": profile.export.batch_size}
+            if profile.export.static_shapes
+            else {},
             allow_fallback=options.allow_fallback,
         )
         final = run_steps(first, ctx)
@@ -113,7 +116,9 @@ def _labels(options: CnnExport, source: TorchSource) -> list[str] | None:
     if options.labels:
         if not Path(options.labels).is_file():
             raise ExportError(f"labels file not found: {options.labels}")
-        return [line.strip() for line in Path(options.labels).read_text().splitlines() if line.strip()]
+        return [
+            line.strip() for line in Path(options.labels).read_text().splitlines() if line.strip()
+        ]
     return list(source.labels) if source.labels else None
 
 
@@ -142,7 +147,9 @@ def _to_onnx(source: TorchSource, shape: tuple[int, ...], opset: int, out_dir: P
     try:
         onnx.checker.check_model(str(target))
     except onnx.checker.ValidationError as exc:
-        raise ExportError(f"torch produced an invalid ONNX graph: {exc}", step="torch-to-onnx") from exc
+        raise ExportError(
+            f"torch produced an invalid ONNX graph: {exc}", step="torch-to-onnx"
+        ) from exc
     return Artifact(target, "fp32", opset)
 
 
@@ -170,8 +177,15 @@ def _io(path: Path) -> tuple[list[dict], list[dict]]:
 
     def describe(value: Any) -> dict:
         tensor = value.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
-        return {"name": value.name, "shape": dims, "dtype": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name}
+        dims = [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in tensor.shape.dim
+        ]
+        return {
+            "name": value.name,
+            "shape": dims,
+            "dtype": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name,
+        }
 
     return [describe(v) for v in model.graph.input], [describe(v) for v in model.graph.output]
 

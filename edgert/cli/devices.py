@@ -71,7 +71,9 @@ def list_(devices_dir: tuple[Path, ...], as_json: bool) -> None:
     for row in rows:
         here = "[green]yes[/]" if row["runnable_here"] else f"[dim]no: {row['why_not']}[/]"
         marker = " *" if row["id"] == auto["id"] else ""
-        table.add_row(row["id"] + marker, row["class"], ", ".join(row["providers"]), row["precision"], here)
+        table.add_row(
+            row["id"] + marker, row["class"], ", ".join(row["providers"]), row["precision"], here
+        )
     console = Console()
     console.print(table)
     console.print(f"* --device auto -> {auto['id']}: {auto['reason']}")

@@ -28,22 +28,39 @@ def list_(as_json: bool) -> None:
 
     catalog = get_catalog()
     rows = []
-    for kind, registry in (("provider", catalog.providers), ("decoder", catalog.decoders),
-                           ("export-step", catalog.export_steps), ("family", catalog.families)):
+    for kind, registry in (
+        ("provider", catalog.providers),
+        ("decoder", catalog.decoders),
+        ("export-step", catalog.export_steps),
+        ("family", catalog.families),
+    ):
         for name, item in registry.items():
             row = {"kind": kind, "name": name, "source": registry.source(name)}
             if kind == "provider":
                 provider = item()
-                row.update(available=provider.is_available(), simulated=provider.simulated(),
-                           capabilities=sorted(item.capabilities), ort_name=item.ort_name)
+                row.update(
+                    available=provider.is_available(),
+                    simulated=provider.simulated(),
+                    capabilities=sorted(item.capabilities),
+                    ort_name=item.ort_name,
+                )
             rows.append(row)
     for path, source in catalog.device_dirs.paths:
         rows.append({"kind": "device-dir", "name": str(path), "source": source})
-    dists = {name: f"{dist.project_name} {dist.version}" for name, dist in
-             ((p_name, d) for p_name, d in ((catalog.pm.get_name(p), d) for p, d in catalog.pm.list_plugin_distinfo()))}
+    dists = {
+        name: f"{dist.project_name} {dist.version}"
+        for name, dist in (
+            (p_name, d)
+            for p_name, d in (
+                (catalog.pm.get_name(p), d) for p, d in catalog.pm.list_plugin_distinfo()
+            )
+        )
+    }
     blocked = [name for name, plugin in catalog.pm.list_name_plugin() if plugin is None]
     if as_json:
-        click.echo(json.dumps({"items": rows, "entry_point_plugins": dists, "blocked": blocked}, indent=2))
+        click.echo(
+            json.dumps({"items": rows, "entry_point_plugins": dists, "blocked": blocked}, indent=2)
+        )
         return
     for row in rows:
         extra = ""

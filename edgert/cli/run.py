@@ -15,7 +15,9 @@ from edgert.errors import InputError
 
 def _read_inputs(path: Path, tail: tuple) -> np.ndarray:
     if not path.exists():
-        raise InputError(f"input not found: {path}", hint="pass an .npy/.npz array or an image file")
+        raise InputError(
+            f"input not found: {path}", hint="pass an .npy/.npz array or an image file"
+        )
     if path.suffix == ".npy":
         return np.load(path, allow_pickle=False)
     if path.suffix == ".npz":
@@ -26,7 +28,9 @@ def _read_inputs(path: Path, tail: tuple) -> np.ndarray:
     channels, height, width = tail
     try:
         with Image.open(path) as image:
-            pixels = np.asarray(image.convert("L" if channels == 1 else "RGB").resize((width, height)), np.float32)
+            pixels = np.asarray(
+                image.convert("L" if channels == 1 else "RGB").resize((width, height)), np.float32
+            )
     except UnidentifiedImageError as exc:
         raise InputError(f"{path} is neither an array (.npy/.npz) nor an image") from exc
     pixels = pixels / 255.0
@@ -35,14 +39,22 @@ def _read_inputs(path: Path, tail: tuple) -> np.ndarray:
 
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--input", "-i", "input_path", type=click.Path(path_type=Path), required=True,
-              help="An .npy/.npz batch shaped like the model input, or an image file.")
+@click.option(
+    "--input",
+    "-i",
+    "input_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="An .npy/.npz batch shaped like the model input, or an image file.",
+)
 @click.option("--top-k", default=3, show_default=True, help="Classes to print per input.")
 @click.option("--device", "-d", help="Run with this profile's providers instead of the bundle's.")
 @click.option("--threads", type=int, help="Intra-op threads (default: the profile's).")
 @allow_fallback_option
 @json_option
-def run(bundle: Path, input_path: Path, top_k: int, device, threads, allow_fallback, as_json) -> None:
+def run(
+    bundle: Path, input_path: Path, top_k: int, device, threads, allow_fallback, as_json
+) -> None:
     """Run BUNDLE on inputs and print predictions, the provider that ran and the time.
 
     \b
@@ -70,7 +82,12 @@ def run(bundle: Path, input_path: Path, top_k: int, device, threads, allow_fallb
         click.echo(json.dumps(report, indent=2))
         return
     for i, p in enumerate(predictions):
-        click.echo(f"{i}: " + ", ".join(f"{label} {score:.3f}" for label, score in zip(p.labels, p.scores, strict=True)))
+        click.echo(
+            f"{i}: "
+            + ", ".join(
+                f"{label} {score:.3f}" for label, score in zip(p.labels, p.scores, strict=True)
+            )
+        )
     label = " (simulated: timing not representative)" if info.simulated else ""
     click.echo(f"ran {len(predictions)} input(s) on {info.active}{label} in {elapsed_ms:.2f} ms")
     for note in info.fallback:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from edgert.errors import ExportError
 from edgert.exporters.pipeline import Artifact, ExportContext
+
+from edgert.errors import ExportError
 
 
 class FixShapes:

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from edgert.exporters.pipeline import Artifact, ExportContext
 
 from edgert.errors import ExportError
-from edgert.exporters.pipeline import Artifact, ExportContext
 
 _REDUCE_RANGE = {"avx2": True, "avx512-vnni": False, "arm64": False, "any": False}
 
@@ -96,7 +96,9 @@ class Quantize:
         else:
             self._ort(source, target, reader, excluded, ctx)
 
-    def _ort(self, source: Path, target: Path, reader: Any, excluded: list[str], ctx: ExportContext) -> None:
+    def _ort(
+        self, source: Path, target: Path, reader: Any, excluded: list[str], ctx: ExportContext
+    ) -> None:
         from onnxruntime.quantization import QuantFormat, quantize_static
 
         q = ctx.profile.export.quantization
@@ -114,7 +116,9 @@ class Quantize:
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
         )
 
-    def _qnn(self, source: Path, target: Path, reader: Any, excluded: list[str], ctx: ExportContext) -> None:
+    def _qnn(
+        self, source: Path, target: Path, reader: Any, excluded: list[str], ctx: ExportContext
+    ) -> None:
         from onnxruntime.quantization import quantize
         from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
 

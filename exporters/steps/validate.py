@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from edgert.exporters.pipeline import Artifact, ExportContext
 
 from edgert.errors import ValidationMismatchError
-from edgert.exporters.pipeline import Artifact, ExportContext
 from edgert.providers import create_session
 
 MIN_AGREEMENT = {"fp32": 1.0, "fp16": 0.99, "int8": 0.90}
@@ -83,7 +83,9 @@ class Validate:
             )
             profile = dataclasses.replace(profile, runtime=runtime)
             note = f" ({primary.name} unavailable here)"
-        info = create_session(artifact.path, profile, ctx.catalog, allow_fallback=ctx.allow_fallback)
+        info = create_session(
+            artifact.path, profile, ctx.catalog, allow_fallback=ctx.allow_fallback
+        )
         where = info.active + (" (simulated)" if info.simulated else "") + note
         graph_input = info.session.get_inputs()[0]
         name, batch = graph_input.name, graph_input.shape[0]

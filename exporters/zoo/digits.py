@@ -72,12 +72,12 @@ class DigitsCNN(nn.Module):
     def __init__(self, num_classes: int = len(LABELS), dropout: float = 0.2) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            _conv_bn_relu(1, 16),      # 8x8
-            _conv_bn_relu(16, 32),     # 8x8
-            nn.MaxPool2d(2),           # 4x4
-            _separable(32, 64),        # 4x4
-            nn.MaxPool2d(2),           # 2x2
-            _separable(64, 96),        # 2x2
+            _conv_bn_relu(1, 16),  # 8x8
+            _conv_bn_relu(16, 32),  # 8x8
+            nn.MaxPool2d(2),  # 4x4
+            _separable(32, 64),  # 4x4
+            nn.MaxPool2d(2),  # 2x2
+            _separable(64, 96),  # 2x2
         )
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),

@@ -10,23 +10,33 @@ therefore match the reference architecture, which is what matters for
 latency and quantization experiments.
 
 No pretrained weights ship with it: ``mobilenet_v3_small()`` returns a model
-in eval mode whose weights (including BatchNorm running statistics) are drawn
-from a fixed seed, so every call produces the same network.  Its predictions
-are meaningless; use it only for benchmarking and numerical-agreement checks
-(e.g. fp32 vs. int8), not for accuracy numbers.
+in eval mode whose weights are drawn from a fixed seed, so every call produces
+the same network.  BatchNorm running statistics are then estimated from one
+seeded batch of synthetic smooth images, so that activations stay normalised
+through the depth of the network and the logits actually depend on the input
+(with purely random BN statistics the output collapses to a near-constant
+vector, which makes fp32-vs-int8 agreement checks meaningless).  Its
+predictions are still meaningless; use it only for benchmarking and
+numerical-agreement checks (e.g. fp32 vs. int8), not for accuracy numbers.
 
 Written from scratch; it does not depend on torchvision.
 """
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-__all__ = ["INPUT_SHAPE", "BlockSpec", "SMALL_BLOCKS", "MobileNetV3Small",
-           "mobilenet_v3_small"]
+__all__ = [
+    "INPUT_SHAPE",
+    "SMALL_BLOCKS",
+    "BlockSpec",
+    "MobileNetV3Small",
+    "mobilenet_v3_small",
+    "synthetic_images",
+]
 
 # Batch 1, RGB, 224x224 - the standard ImageNet benchmarking shape.
 INPUT_SHAPE = (1, 3, 224, 224)
@@ -48,7 +58,7 @@ class BlockSpec(NamedTuple):
 
 
 # MobileNetV3-Small, paper Table 2 (input to the first block: 16 channels @112x112).
-SMALL_BLOCKS: List[BlockSpec] = [
+SMALL_BLOCKS: list[BlockSpec] = [
     BlockSpec(3, 16, 16, True, "RE", 2),
     BlockSpec(3, 72, 24, False, "RE", 2),
     BlockSpec(3, 88, 24, False, "RE", 1),
@@ -76,7 +86,7 @@ def _round_to_multiple(value: float, divisor: int = 8) -> int:
     return rounded
 
 
-def _activation(kind: Optional[str]) -> nn.Module:
+def _activation(kind: str | None) -> nn.Module:
     if kind is None:
         return nn.Identity()
     if kind == "RE":
@@ -89,11 +99,19 @@ def _activation(kind: Optional[str]) -> nn.Module:
 class ConvNormAct(nn.Sequential):
     """Conv2d (no bias) -> BatchNorm2d -> optional activation."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1,
-                 groups: int = 1, act: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int = 1,
+        groups: int = 1,
+        act: str | None = None,
+    ) -> None:
         super().__init__(
-            nn.Conv2d(cin, cout, kernel, stride, padding=(kernel - 1) // 2,
-                      groups=groups, bias=False),
+            nn.Conv2d(
+                cin, cout, kernel, stride, padding=(kernel - 1) // 2, groups=groups, bias=False
+            ),
             nn.BatchNorm2d(cout, eps=_BN_EPS),
             _activation(act),
         )
@@ -123,12 +141,19 @@ class InvertedResidual(nn.Module):
 
     def __init__(self, cin: int, spec: BlockSpec) -> None:
         super().__init__()
-        layers: List[nn.Module] = []
+        layers: list[nn.Module] = []
         if spec.expanded != cin:
             layers.append(ConvNormAct(cin, spec.expanded, 1, act=spec.act))
-        layers.append(ConvNormAct(spec.expanded, spec.expanded, spec.kernel,
-                                  stride=spec.stride, groups=spec.expanded,
-                                  act=spec.act))
+        layers.append(
+            ConvNormAct(
+                spec.expanded,
+                spec.expanded,
+                spec.kernel,
+                stride=spec.stride,
+                groups=spec.expanded,
+                act=spec.act,
+            )
+        )
         if spec.se:
             layers.append(SqueezeExcite(spec.expanded))
         layers.append(ConvNormAct(spec.expanded, spec.out, 1, act=None))
@@ -141,11 +166,9 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV3Small(nn.Module):
-    def __init__(self, num_classes: int = 1000,
-                 blocks: List[BlockSpec] = SMALL_BLOCKS) -> None:
+    def __init__(self, num_classes: int = 1000, blocks: list[BlockSpec] = SMALL_BLOCKS) -> None:
         super().__init__()
-        layers: List[nn.Module] = [
-            ConvNormAct(3, _STEM_CHANNELS, 3, stride=2, act="HS")]
+        layers: list[nn.Module] = [ConvNormAct(3, _STEM_CHANNELS, 3, stride=2, act="HS")]
         cin = _STEM_CHANNELS
         for spec in blocks:
             layers.append(InvertedResidual(cin, spec))
@@ -184,11 +207,48 @@ def _init_random_(model: nn.Module, generator: torch.Generator) -> None:
             m.bias.data.zero_()
 
 
+def synthetic_images(
+    n: int, generator: torch.Generator, size: int = INPUT_SHAPE[-1]
+) -> torch.Tensor:
+    """``n`` smooth random RGB images (upsampled 8x8 noise plus a little pixel
+    noise), normalised with the usual ImageNet mean/std: a cheap stand-in for
+    natural-image statistics."""
+    base = torch.rand(n, 3, 8, 8, generator=generator)
+    img = nn.functional.interpolate(base, size=(size, size), mode="bilinear", align_corners=False)
+    img = (img + 0.05 * torch.randn(n, 3, size, size, generator=generator)).clamp_(0.0, 1.0)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return (img - mean) / std
+
+
+def _calibrate_batchnorm_(model: nn.Module, generator: torch.Generator, batch: int = 8) -> None:
+    """Replace the random BN running statistics by the statistics of one
+    synthetic batch (cumulative average, no weight updates)."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+    images = synthetic_images(batch, generator)
+    # Run the statistics pass in float64 and round the result to fp16
+    # precision, so that reduction-order differences (thread count, SIMD
+    # path) do not change the stored float32 weights.
+    model.double().train()
+    model(images.double())
+    model.float()
+    for bn in bns:
+        bn.momentum = 0.1
+        bn.running_mean.copy_(bn.running_mean.half().float())
+        bn.running_var.copy_(bn.running_var.half().float())
+    model.eval()
+
+
 def mobilenet_v3_small(num_classes: int = 1000) -> torch.nn.Module:
     """Return an eval-mode MobileNetV3-Small-shaped model with seeded random
-    weights (no pretrained weights are available)."""
+    weights and data-calibrated BN statistics (no pretrained weights are
+    available)."""
     model = MobileNetV3Small(num_classes=num_classes)
     gen = torch.Generator().manual_seed(_SEED)
     with torch.no_grad():
         _init_random_(model, gen)
+        _calibrate_batchnorm_(model, gen)
     return model.eval()

@@ -70,7 +70,9 @@ def random_shift(x: torch.Tensor, gen: torch.Generator, max_shift: int = 1) -> t
     padded = nn.functional.pad(x, (max_shift,) * 4)
     dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
     dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
-    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None].expand(n, 1, h, w + 2 * max_shift)
+    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None].expand(
+        n, 1, h, w + 2 * max_shift
+    )
     out = padded.gather(2, rows)
     cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :].expand(n, 1, h, w)
     return out.gather(3, cols)
@@ -150,11 +152,15 @@ def main(argv: list[str] | None = None) -> dict:
     }
     # A single metadata key: safetensors serialises the metadata map in hash
     # order, so several keys would make otherwise identical files differ.
-    header = json.dumps({"input_shape": list(INPUT_SHAPE), "labels": "".join(LABELS)}, sort_keys=True)
+    header = json.dumps(
+        {"input_shape": list(INPUT_SHAPE), "labels": "".join(LABELS)}, sort_keys=True
+    )
     save_file(state, str(weights_path), metadata={"edgert": header})
     np.savez_compressed(out / "digits_test.npz", x=x_te, y=y_te)
     calib_idx = np.random.default_rng(args.seed).choice(len(x_tr), size=CALIB_SIZE, replace=False)
-    np.save(out / "digits_calib.npy", preprocess(x_tr[np.sort(calib_idx)]).numpy().astype(np.float32))
+    np.save(
+        out / "digits_calib.npy", preprocess(x_tr[np.sort(calib_idx)]).numpy().astype(np.float32)
+    )
 
     # Reload through the public factory so the reported number is the one users get.
     reloaded = digits_cnn(str(weights_path))
@@ -167,8 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
         "architecture": "conv3x3(1->16)-conv3x3(16->32)-maxpool-dwsep(32->64)-maxpool-dwsep(64->96)-gap-dropout-linear(96->10); BN+ReLU after every conv",
         "params": n_params,
         "test_accuracy": round(test_acc, 6),
-        "test_samples": int(len(y_te)),
-        "train_samples": int(len(y_tr)),
+        "test_samples": len(y_te),
+        "train_samples": len(y_tr),
         "epochs": args.epochs,
         "batch_size": BATCH_SIZE,
         "optimizer": f"AdamW(lr={LR}, weight_decay={WEIGHT_DECAY}) + OneCycleLR",
@@ -185,7 +191,9 @@ def main(argv: list[str] | None = None) -> dict:
         "torch_version": torch.__version__,
     }
     (out / "digits_cnn.json").write_text(json.dumps(meta, indent=2) + "\n")
-    print(f"params {n_params}  test_acc {test_acc:.4f}  ({len(y_te)} images)  time {train_time:.1f}s")
+    print(
+        f"params {n_params}  test_acc {test_acc:.4f}  ({len(y_te)} images)  time {train_time:.1f}s"
+    )
     print(f"wrote {weights_path.name}, digits_test.npz, digits_calib.npy, digits_cnn.json to {out}")
     return meta
 

@@ -35,7 +35,9 @@ class CoreMLProvider(Provider):
         {"fp32", "fp16", "static-shapes", "dynamic-shapes"}
     )
     device_class: ClassVar[str] = "npu"
-    install_hint: ClassVar[str] = "use the macOS onnxruntime wheel (pip install onnxruntime on macOS)"
+    install_hint: ClassVar[str] = (
+        "use the macOS onnxruntime wheel (pip install onnxruntime on macOS)"
+    )
 
 
 @hookimpl

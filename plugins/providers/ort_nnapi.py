@@ -25,7 +25,9 @@ class NnapiProvider(Provider):
     name: ClassVar[str] = "ort-nnapi"
     ort_name: ClassVar[str] = "NnapiExecutionProvider"
     Options: ClassVar[type] = NnapiOptions
-    capabilities: ClassVar[frozenset[str]] = frozenset({"fp32", "fp16", "int8-qdq", "static-shapes"})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"fp32", "fp16", "int8-qdq", "static-shapes"}
+    )
     device_class: ClassVar[str] = "npu"
     install_hint: ClassVar[str] = "use the onnxruntime-android package on an Android device"
 

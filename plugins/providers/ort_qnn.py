@@ -20,8 +20,16 @@ _LOCK = threading.Lock()
 _ELF_X86_64 = 62
 
 PerformanceMode = Literal[
-    "burst", "balanced", "default", "high_performance", "high_power_saver", "low_balanced",
-    "low_power_saver", "power_saver", "extreme_power_saver", "sustained_high_performance",
+    "burst",
+    "balanced",
+    "default",
+    "high_performance",
+    "high_power_saver",
+    "low_balanced",
+    "low_power_saver",
+    "power_saver",
+    "extreme_power_saver",
+    "sustained_high_performance",
 ]
 
 
@@ -106,7 +114,11 @@ class QnnProvider(Provider):
     def provider_options(self, options: QnnOptions) -> dict[str, str]:
         """Backend library path plus the options that are set."""
         qnn = _import_qnn()
-        backend = {"htp": qnn.get_qnn_htp_path, "cpu": qnn.get_qnn_cpu_path, "gpu": qnn.get_qnn_gpu_path}
+        backend = {
+            "htp": qnn.get_qnn_htp_path,
+            "cpu": qnn.get_qnn_cpu_path,
+            "gpu": qnn.get_qnn_gpu_path,
+        }
         out = {"backend_path": backend[options.backend]()}
         out.update(
             (key, value)

@@ -1,0 +1,36 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EDGERT := $(VENV)/bin/edgert
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch 2.13.0: the CPU build (other versions pull multi-GB CUDA builds).
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[export,qnn,train,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(EDGERT) export zoo:digits --device auto --out demo-out/digits-auto --force
+	$(EDGERT) export zoo:digits --device snapdragon-8-gen3-npu --out demo-out/digits-npu --force
+	$(PY) apps/digits_demo.py demo-out/digits-auto demo-out/digits-npu
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(STAMP) lint
+	$(VENV)/bin/pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/cnn.py
+
+clean:
+	rm -rf demo-out build dist *.egg-info .pytest_cache
