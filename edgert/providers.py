@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from edgert.errors import ProviderFallbackError, ProviderUnavailableError
+from edgert.errors import BundleError, ProviderFallbackError, ProviderUnavailableError
 from edgert.schema import build
 
 if TYPE_CHECKING:
@@ -186,13 +186,18 @@ def create_session(
         so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     by_device = len(legacy) < len(chosen)  # plugin-library providers were attached to `so`
     providers = [spec for spec in legacy if not by_device or spec[0] == CPU]
-    if not by_device and not any(name == CPU for name, _ in providers):
-        providers.append((CPU, {}))
+    if allowed and not by_device and not any(name == CPU for name, _ in providers):
+        providers.append((CPU, {}))  # the reported fallback target
     try:
         session = ort.InferenceSession(
             str(model), sess_options=so, providers=None if by_device else providers
         )
     except Exception as exc:
+        if any(mark in str(exc) for mark in ("INVALID_PROTOBUF", "INVALID_GRAPH", "NO_MODEL")):
+            raise BundleError(
+                f"{Path(model).name} is not a valid ONNX model: {exc}",
+                hint="re-export the bundle; if the export itself wrote it, report the source model",
+            ) from exc
         if "fallback to cpu" in str(exc).lower():
             raise ProviderFallbackError(
                 f"provider {primary.name!r} cannot run the whole graph of {Path(model).name} and "

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -189,8 +190,9 @@ class MobileNetV3Small(nn.Module):
 
 
 def _init_random_(model: nn.Module, generator: torch.Generator) -> None:
-    """Seeded, variance-preserving random weights with non-trivial BatchNorm
-    statistics (so BN folding in exporters actually changes the weights)."""
+    """Seeded, variance-preserving random weights.  BatchNorm affine
+    parameters are random too, so BN folding in exporters actually changes
+    the conv weights (running statistics are re-estimated afterwards)."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
@@ -207,18 +209,29 @@ def _init_random_(model: nn.Module, generator: torch.Generator) -> None:
             m.bias.data.zero_()
 
 
-def synthetic_images(
-    n: int, generator: torch.Generator, size: int = INPUT_SHAPE[-1]
-) -> torch.Tensor:
-    """``n`` smooth random RGB images (upsampled 8x8 noise plus a little pixel
-    noise), normalised with the usual ImageNet mean/std: a cheap stand-in for
-    natural-image statistics."""
-    base = torch.rand(n, 3, 8, 8, generator=generator)
-    img = nn.functional.interpolate(base, size=(size, size), mode="bilinear", align_corners=False)
-    img = (img + 0.05 * torch.randn(n, 3, size, size, generator=generator)).clamp_(0.0, 1.0)
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    return (img - mean) / std
+def _bilinear_upsample(grid: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear (half-pixel) upsampling of ``grid[..., g, g]`` to ``size``
+    using only element-wise arithmetic, so the result does not depend on
+    thread count or SIMD path."""
+    g = grid.shape[-1]
+    src = np.clip((np.arange(size) + 0.5) * (g / size) - 0.5, 0.0, g - 1.0)
+    i0 = np.floor(src).astype(np.int64)
+    i1 = np.minimum(i0 + 1, g - 1)
+    w = src - i0
+    rows = grid[..., i0, :] * (1.0 - w)[:, None] + grid[..., i1, :] * w[:, None]
+    return rows[..., i0] * (1.0 - w) + rows[..., i1] * w
+
+
+def synthetic_images(n: int, seed: int, size: int = INPUT_SHAPE[-1]) -> torch.Tensor:
+    """``n`` smooth random RGB images (upsampled 8x8 noise plus a little
+    pixel noise) normalised with the usual ImageNet mean/std, as a float32
+    NCHW tensor: a cheap stand-in for natural-image statistics."""
+    rng = np.random.default_rng(seed)
+    img = _bilinear_upsample(rng.random((n, 3, 8, 8)), size)
+    img = np.clip(img + 0.05 * rng.standard_normal(img.shape), 0.0, 1.0)
+    mean = np.array([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
+    std = np.array([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
+    return torch.from_numpy(((img - mean) / std).astype(np.float32))
 
 
 def _calibrate_batchnorm_(model: nn.Module, generator: torch.Generator, batch: int = 8) -> None:
@@ -228,7 +241,8 @@ def _calibrate_batchnorm_(model: nn.Module, generator: torch.Generator, batch: i
     for bn in bns:
         bn.reset_running_stats()
         bn.momentum = None
-    images = synthetic_images(batch, generator)
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    images = synthetic_images(batch, seed)
     # Run the statistics pass in float64 and round the result to fp16
     # precision, so that reduction-order differences (thread count, SIMD
     # path) do not change the stored float32 weights.

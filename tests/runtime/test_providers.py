@@ -1,0 +1,113 @@
+"""No silent fallback: unavailable providers, graphs that land elsewhere, and reporting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from builders import make_bundle
+
+import edgert
+from edgert import hookimpl
+from edgert.catalog import load_catalog
+from edgert.errors import ProviderFallbackError, ProviderUnavailableError
+from edgert.plugin_manager import get_plugin_manager
+from edgert.profiles import DeviceProfile, RuntimeSection
+from edgert.providers import Provider, create_session
+
+
+class TakesNothing(Provider):
+    """Listed by ORT as available but cannot run any node (so ORT would use CPU)."""
+
+    name = "fake-accel"
+    ort_name = "AzureExecutionProvider"
+    device_class = "npu"
+    install_hint = "install the fake accelerator driver"
+
+
+class Plugin:
+    @hookimpl
+    def register_providers(self, register):
+        register(TakesNothing)
+
+
+@pytest.fixture
+def fake_catalog():
+    return load_catalog(get_plugin_manager(entry_points=False, extra=[Plugin()]))
+
+
+def profile(providers, allow_fallback=False):
+    return DeviceProfile(
+        id="t", name="t", device_class="npu",
+        runtime=RuntimeSection(providers=tuple(providers), allow_fallback=allow_fallback),
+    )  # fmt: skip
+
+
+def test_graph_placed_elsewhere_is_an_error(tmp_path, fake_catalog):
+    from builders import tiny_linear_onnx
+
+    model = tiny_linear_onnx(tmp_path / "m.onnx")
+    with pytest.raises(ProviderFallbackError) as info:
+        create_session(model, profile(["fake-accel"]), fake_catalog)
+    assert "'fake-accel'" in str(info.value)
+    assert "--allow-fallback" in info.value.hint
+
+
+def test_allowed_fallback_is_reported_with_node_counts(tmp_path, fake_catalog):
+    from builders import tiny_linear_onnx
+
+    model = tiny_linear_onnx(tmp_path / "m.onnx")
+    info = create_session(model, profile(["fake-accel"], allow_fallback=True), fake_catalog)
+    assert info.active == "ort-cpu"
+    assert info.placement == {"ort-cpu": 1}
+    assert info.fell_back
+    assert "1 of 1 nodes run on ort-cpu, not fake-accel" in info.fallback
+
+
+def test_cpu_profile_reports_placement_and_no_fallback(tmp_path, catalog):
+    from builders import tiny_linear_onnx
+
+    info = create_session(tiny_linear_onnx(tmp_path / "m.onnx"), profile(["ort-cpu"]), catalog)
+    assert (info.active, info.placement, info.fallback, info.simulated) == (
+        "ort-cpu", {"ort-cpu": 1}, [], False,
+    )  # fmt: skip
+
+
+def test_bundle_for_an_unavailable_provider(tmp_path):
+    bundle = make_bundle(tmp_path / "cuda", device="nvidia-cuda-fp16")
+    with pytest.raises(ProviderUnavailableError) as info:
+        edgert.load(bundle)
+    message = str(info.value)
+    assert "'ort-cuda'" in message
+    assert "CUDAExecutionProvider" in message
+    assert "onnxruntime-gpu" in info.value.hint
+    model = edgert.load(bundle, allow_fallback=True)
+    assert model.provider == "ort-cpu"
+    assert any("ort-cuda unavailable" in note for note in model.session_info.fallback)
+    assert model.logits(np.ones((1, 5), np.float32)).shape == (1, 3)
+
+
+def test_provider_options_come_typed_from_the_profile(catalog):
+    import edgert
+
+    npu, _ = edgert.resolve_device("snapdragon-8-gen3-npu")
+    options = catalog.providers.get("ort-qnn")().options_from(npu)
+    assert options.backend == "htp"
+    assert options.htp_performance_mode == "burst"
+    cuda, _ = edgert.resolve_device("nvidia-cuda-fp16")
+    provider = catalog.providers.get("ort-cuda")()
+    assert provider.provider_options(provider.options_from(cuda)) == {
+        "device_id": "0",
+        "cudnn_conv_algo_search": "HEURISTIC",
+        "do_copy_in_default_stream": "1",
+        "enable_cuda_graph": "0",
+    }
+
+
+def test_every_provider_declares_capabilities_and_an_install_hint(catalog):
+    for provider_cls in catalog.providers:
+        assert provider_cls.capabilities, provider_cls.name
+        assert provider_cls.install_hint, provider_cls.name
+        assert provider_cls.device_class in {"cpu", "gpu", "npu"}
+        provider = provider_cls()
+        if not provider.is_available():
+            assert provider.unavailable_reason()
