@@ -12,12 +12,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from edgert.exporters.calibration import load_inputs, load_labelled
 from edgert.exporters.pipeline import Artifact, ExportContext, check_steps, run_steps
 from edgert.exporters.sources import TorchSource, load_source
+from edgert.exporters.steps.fix_shapes import FixShapes
 
 import edgert
 from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
@@ -56,12 +57,18 @@ def export_cnn(options: CnnExport, profile: DeviceProfile, catalog: Catalog) -> 
     ):
         workdir = Path(tmp)
         first = _to_onnx(source, shape, profile.export.opset, workdir / "00-torch-to-onnx")
+        if source.static_batch and "fix-shapes" not in profile.export.steps:
+            pinned = workdir / "00-fix-batch"
+            pinned.mkdir()
+            first = FixShapes().run(first, _batch_only(shape), pinned)
         ctx = ExportContext(
             profile=profile,
             catalog=catalog,
             family=catalog.families.get("cnn"),
             workdir=workdir,
-            reference=_reference(source.model),
+            reference=_reference(
+                source.model, shape[0] if source.static_batch else 256, fixed=source.static_batch
+            ),
             sample=_sample(calibration, shape),
             calibration=calibration,
             eval_data=eval_data,
@@ -153,12 +160,35 @@ def _to_onnx(source: TorchSource, shape: tuple[int, ...], opset: int, out_dir: P
     return Artifact(target, "fp32", opset)
 
 
-def _reference(model: Any) -> Any:
+def _static_dims(profile: DeviceProfile, source: TorchSource, shape: tuple[int, ...]) -> dict:
+    if source.static_batch:
+        return {"batch": shape[0]}
+    return {"batch": profile.export.batch_size} if profile.export.static_shapes else {}
+
+
+def _batch_only(shape: tuple[int, ...]) -> Any:
+    """A minimal context for pinning the batch of a program exported at a fixed batch."""
+
+    class Pin:
+        static_dims: ClassVar[dict] = {"batch": shape[0]}
+
+    return Pin()
+
+
+def _reference(model: Any, chunk: int, *, fixed: bool = False) -> Any:
     import torch
 
     def run(x: np.ndarray) -> np.ndarray:
+        outs = []
         with torch.inference_mode():
-            outs = [model(torch.from_numpy(x[i : i + 256])).numpy() for i in range(0, len(x), 256)]
+            for i in range(0, len(x), chunk):
+                part = x[i : i + chunk]
+                n = len(part)
+                if fixed and n < chunk:  # a fixed-batch program: pad the last chunk
+                    part = np.concatenate(
+                        [part, np.zeros((chunk - n, *part.shape[1:]), part.dtype)]
+                    )
+                outs.append(model(torch.from_numpy(part)).numpy()[:n])
         return np.concatenate(outs)
 
     return run

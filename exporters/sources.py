@@ -30,6 +30,7 @@ class TorchSource:
     input_shape: tuple[int, ...] | None = None
     labels: tuple[str, ...] | None = None
     module: Any = None  # the defining module, for calibration_data() / eval_data()
+    static_batch: bool = False  # a torch.export program is specialised to its example batch
 
 
 def load_source(spec: str) -> TorchSource:
@@ -78,6 +79,12 @@ def _from_factory(target: str, spec: str) -> TorchSource:
 def _from_file(path: Path) -> TorchSource:
     import torch
 
+    if path.suffix in (".pth", ".pkl"):
+        raise ExportError(
+            f"refusing to unpickle {path}: pickled modules run arbitrary code when loaded",
+            hint="save the model with torch.export.save(...) (.pt2) or TorchScript, or pass "
+            "package.module:factory that loads safetensors weights",
+        )
     if not path.is_file():
         raise ExportError(f"model file not found: {path}", hint="check the path")
     if path.suffix == ".pt2":
@@ -85,15 +92,33 @@ def _from_file(path: Path) -> TorchSource:
             program = torch.export.load(str(path))
         except Exception as exc:
             raise ExportError(f"{path} is not a torch.export program: {exc}") from exc
-        return TorchSource(model=program.module(), spec=str(path))
-    if path.suffix in (".pth", ".pkl"):
-        raise ExportError(
-            f"refusing to unpickle {path}: pickled modules run arbitrary code when loaded",
-            hint="save the model with torch.export.save(...) (.pt2) or TorchScript, or pass "
-            "package.module:factory that loads safetensors weights",
-        )
+        return TorchSource(model=_Frozen(program.module()), spec=str(path), static_batch=True)
     try:
         model = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise ExportError(f"{path} is not a TorchScript file: {exc}") from exc
     return TorchSource(model=model.eval(), spec=str(path))
+
+
+def _frozen_class() -> type:
+    import torch
+
+    class Frozen(torch.nn.Module):
+        """Wraps a ``torch.export`` module, whose ``train()``/``eval()`` raise: the ONNX
+        exporter toggles modes, and an exported program is already in inference form."""
+
+        def __init__(self, module: Any) -> None:
+            super().__init__()
+            self.inner = module
+
+        def train(self, mode: bool = True) -> Frozen:
+            return self
+
+        def forward(self, *args: Any) -> Any:
+            return self.inner(*args)
+
+    return Frozen
+
+
+def _Frozen(module: Any) -> Any:
+    return _frozen_class()(module)

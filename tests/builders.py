@@ -63,5 +63,3 @@ def make_bundle(root: Path, *, device: str = "cpu-generic", batch="batch") -> Pa
 def read_manifest(bundle: Path) -> dict:
     """The bundle's manifest as a dict."""
     return json.loads((bundle / "manifest.json").read_text())
-
-

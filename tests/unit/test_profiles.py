@@ -67,7 +67,7 @@ def test_bad_enum_value_lists_choices(tmp_path):
 
 
 def test_wrong_type_is_reported(tmp_path):
-    text = MINIMAL.format(id="b").replace("[runtime]\n", "[runtime]\nthreads = \"four\"\n")
+    text = MINIMAL.format(id="b").replace("[runtime]\n", '[runtime]\nthreads = "four"\n')
     with pytest.raises(DeviceProfileError, match="expected int, got str 'four'"):
         load_profile_file(write(tmp_path, "b", text))
 

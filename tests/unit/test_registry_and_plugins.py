@@ -14,7 +14,11 @@ from edgert.errors import PluginError, UnknownNameError
 from edgert.plugin_manager import DEFAULT_PLUGINS, get_plugin_manager
 from edgert.registry import Registry
 
-HOOKS = [name for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
+HOOKS = [
+    name
+    for name, f in inspect.getmembers(hookspecs, inspect.isfunction)
+    if name.startswith("register_")
+]
 
 
 def test_every_hook_is_documented():
@@ -177,7 +181,9 @@ def test_misspelled_hook_fails_at_load():
 
 
 def test_disable_plugins_env_blocks_by_name(monkeypatch):
-    monkeypatch.setenv("EDGERT_DISABLE_PLUGINS", "edgert.plugins.providers.ort_qnn, edgert.plugins.decoding.greedy")
+    monkeypatch.setenv(
+        "EDGERT_DISABLE_PLUGINS", "edgert.plugins.providers.ort_qnn, edgert.plugins.decoding.greedy"
+    )
     catalog = load_catalog(get_plugin_manager(entry_points=False))
     assert "ort-qnn" not in catalog.providers
     assert "greedy" not in catalog.decoders
@@ -221,7 +227,7 @@ def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
     package = tmp_path / "edgert_hello_plugin.py"
     package.write_text(
         textwrap.dedent(
-            '''
+            """
             import edgert
 
             class Hello:
@@ -233,12 +239,14 @@ def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
             @edgert.hookimpl
             def register_decoders(register):
                 register(Hello)
-            '''
+            """
         )
     )
     dist = tmp_path / "edgert_hello_plugin-1.0.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: edgert-hello-plugin\nVersion: 1.0\n")
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: edgert-hello-plugin\nVersion: 1.0\n"
+    )
     (dist / "entry_points.txt").write_text("[edgert]\nhello = edgert_hello_plugin\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     catalog = load_catalog(get_plugin_manager())
