@@ -19,10 +19,10 @@ import edgert
 
 def test_split() -> tuple[np.ndarray, np.ndarray]:
     """The digits test split that ships with edgert, preprocessed as in training."""
-    with resources.as_file(resources.files("edgert.exporters.zoo") / "digits_test.npz") as path:
-        with np.load(path, allow_pickle=False) as data:
-            x = data["x"].astype(np.float32).reshape(-1, 1, 8, 8) / 16.0
-            return x, data["y"].astype(np.int64)
+    resource = resources.files("edgert.exporters.zoo") / "digits_test.npz"
+    with resources.as_file(resource) as path, np.load(path, allow_pickle=False) as data:
+        x = data["x"].astype(np.float32).reshape(-1, 1, 8, 8) / 16.0
+        return x, data["y"].astype(np.int64)
 
 
 def evaluate(bundle: str, x: np.ndarray, y: np.ndarray) -> dict:

@@ -48,7 +48,7 @@ def tiny_module(tmp_path, monkeypatch):
 
 def test_fp32_bundle_matches_torch_and_has_a_complete_manifest(digits_bundles):
     bundle = edgert.load(digits_bundles["fp32"])
-    x, y = eval_data()
+    x, _ = eval_data()
     with torch.inference_mode():
         expected = digits_cnn()(torch.from_numpy(x)).numpy()
     got = bundle.logits(x)
