@@ -47,7 +47,10 @@ class QuantizationSection:
     calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
     calibration_samples: int = 256
     isa: Literal["avx2", "avx512-vnni", "arm64", "any"] = "any"  # instruction-set preset
-    keep_float_ops: tuple[str, ...] = ()  # op types left in float (e.g. HardSwish on CPU)
+    op_types: tuple[str, ...] = ()  # op types to quantize; empty = every op the recipe can
+    min_weight_elements: int = 0  # nodes with smaller weights stay float (Q/DQ would cost more)
+    keep_float_ops: tuple[str, ...] = ()  # op types always left in float (e.g. HardSwish)
+    float_outputs: tuple[str, ...] = ()  # op types whose outputs stay float (e.g. logits Gemm)
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from edgert.exporters.calibration import load_inputs, load_labelled
-from edgert.exporters.pipeline import Artifact, ExportContext, check_steps, run_steps
-from edgert.exporters.sources import TorchSource, load_source
-from edgert.exporters.steps.fix_shapes import FixShapes
 
 import edgert
 from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
 from edgert.errors import ExportError
+from edgert.exporters.calibration import load_inputs, load_labelled
+from edgert.exporters.pipeline import Artifact, ExportContext, check_steps, run_steps
+from edgert.exporters.sources import TorchSource, load_source
+from edgert.exporters.steps.fix_shapes import FixShapes
 
 if TYPE_CHECKING:
     from edgert.catalog import Catalog
@@ -242,6 +242,7 @@ def _manifest(
         "labels": labels,
         "postprocess": "softmax",
         "validation": ctx.report["validation"],
+        "quantization": ctx.report.get("quantization"),
         "steps": ctx.report["steps"],
         "provenance": {
             "source": options.source,

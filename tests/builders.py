@@ -63,3 +63,25 @@ def make_bundle(root: Path, *, device: str = "cpu-generic", batch="batch") -> Pa
 def read_manifest(bundle: Path) -> dict:
     """The bundle's manifest as a dict."""
     return json.loads((bundle / "manifest.json").read_text())
+
+
+FULL_INT8 = """
+id = "{id}"
+name = "CPU int8, every quantizable op"
+class = "cpu"
+[runtime]
+providers = ["ort-cpu"]
+[export]
+precision = "int8"
+steps = ["optimize", "quantize", "validate"]
+[export.quantization]
+method = "static-qdq"
+"""
+
+
+def full_int8_profile(folder: Path, name: str = "cpu-int8-all") -> Path:
+    """A user profile that quantizes every op (the shipped CPU ones are selective)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.toml"
+    path.write_text(FULL_INT8.format(id=name))
+    return path

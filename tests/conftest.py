@@ -4,7 +4,7 @@ session-scoped exports of the embedded digits model (seconds, not minutes)."""
 from __future__ import annotations
 
 import pytest
-from builders import make_bundle
+from builders import full_int8_profile, make_bundle
 
 from edgert.catalog import load_catalog
 from edgert.plugin_manager import get_plugin_manager
@@ -26,14 +26,18 @@ def tiny_bundle(tmp_path):
 def digits_bundles(tmp_path_factory):
     """The embedded digits model exported for fp32, int8 and (when QNN is here) the NPU."""
     pytest.importorskip("torch")
-    from edgert.exporters.cnn import CnnExport, export_cnn
-
     import edgert
     from edgert.catalog import get_catalog
+    from edgert.exporters.cnn import CnnExport, export_cnn
 
     root = tmp_path_factory.mktemp("digits")
     bundles = {}
-    devices = {"fp32": "cpu-generic", "int8": "x86-avx2-int8", "npu": "snapdragon-8-gen3-npu"}
+    devices = {
+        "fp32": "cpu-generic",
+        "int8": str(full_int8_profile(root / "devices")),
+        "int8-selective": "x86-avx2-int8",
+        "npu": "snapdragon-8-gen3-npu",
+    }
     for key, device in devices.items():
         profile, _ = edgert.resolve_device(device)
         provider = get_catalog().providers.get(profile.runtime.providers[0])()

@@ -75,7 +75,12 @@ def test_plugins_list_json(capsys):
     items = json.loads(out)["items"]
     kinds = {(i["kind"], i["name"]) for i in items}
     assert code == 0
-    assert {("provider", "ort-qnn"), ("decoder", "greedy"), ("export-step", "quantize"), ("family", "cnn")} <= kinds
+    assert {
+        ("provider", "ort-qnn"),
+        ("decoder", "greedy"),
+        ("export-step", "quantize"),
+        ("family", "cnn"),
+    } <= kinds
     cpu = next(i for i in items if i["name"] == "ort-cpu")
     assert cpu["available"] is True
 
@@ -83,10 +88,14 @@ def test_plugins_list_json(capsys):
 def test_export_run_profile_round_trip(capsys, tmp_path):
     pytest.importorskip("torch")
     bundle = tmp_path / "digits"
-    code, out, err = run(capsys, "export", "zoo:digits", "--device", "cpu-generic", "--out", str(bundle), "--json")
+    code, out, err = run(
+        capsys, "export", "zoo:digits", "--device", "cpu-generic", "--out", str(bundle), "--json"
+    )
     assert code == 0, err
     assert json.loads(out)["validation"]["top1_agreement"] == 1.0
-    code, _, err = run(capsys, "export", "zoo:digits", "--device", "cpu-generic", "--out", str(bundle))
+    code, _, err = run(
+        capsys, "export", "zoo:digits", "--device", "cpu-generic", "--out", str(bundle)
+    )
     assert code == 1
     assert "already exists" in err
 
@@ -94,7 +103,9 @@ def test_export_run_profile_round_trip(capsys, tmp_path):
 
     x, y = eval_data()
     np.save(tmp_path / "batch.npy", x[:4])
-    code, out, err = run(capsys, "run", str(bundle), "--input", str(tmp_path / "batch.npy"), "--json")
+    code, out, err = run(
+        capsys, "run", str(bundle), "--input", str(tmp_path / "batch.npy"), "--json"
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["provider"] == "ort-cpu"

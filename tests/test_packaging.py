@@ -17,7 +17,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(ROOT),
+        ],
         check=True,
     )
     wheel = next(dist.glob("edgert-*.whl"))
@@ -37,13 +48,25 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
     assert (site / "edgert" / "devices" / "snapdragon-8-gen3-npu.toml").is_file()
     edgert_cli = env_dir / "bin" / "edgert"
     devices = json.loads(
-        subprocess.run([str(edgert_cli), "devices", "list", "--json"], capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            [str(edgert_cli), "devices", "list", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     )
     assert len(devices["devices"]) >= 10
     assert all(str(site) in d["source"] for d in devices["devices"])
     plugins = json.loads(
-        subprocess.run([str(edgert_cli), "plugins", "list", "--json"], capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            [str(edgert_cli), "plugins", "list", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     )
     assert {"ort-cpu", "greedy", "cnn"} <= {i["name"] for i in plugins["items"]}
-    torch_free = subprocess.run([str(python), "-c", "import torch"], capture_output=True, check=False)
+    torch_free = subprocess.run(
+        [str(python), "-c", "import torch"], capture_output=True, check=False
+    )
     assert torch_free.returncode != 0, "the runtime wheel must not pull in torch"

@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from edgert.exporters.pipeline import Artifact, ExportContext
-
 from edgert.errors import ExportError
+from edgert.exporters.pipeline import Artifact, ExportContext
 
 
 class FixShapes:

@@ -1,10 +1,15 @@
 """``quantize``: int8 with onnxruntime.quantization, as the profile's section says.
 
 - ``static-qdq`` (CNNs, NPUs): QDQ format calibrated on real inputs. ``recipe = "qnn"`` uses
-  ORT's QNN config (uint16 activations where asked, ops HTP supports). Op types listed in
-  ``keep_float_ops`` stay float: on CPU, quantizing HardSigmoid/HardSwish regions makes
-  ORT bounce between int8 and float and ends up slower than fp32.
+  ORT's QNN config (uint16 activations where asked, ops HTP supports).
 - ``dynamic`` (text models on CPU): weights int8, activations quantized at run time.
+
+Which nodes are quantized is data in the profile (``op_types``, ``min_weight_elements``,
+``keep_float_ops``): on x86 CPUs, measured with ``benchmarks/cnn.py``, int8 pays only where
+weights are large enough for memory traffic to dominate (classifier Gemms), while quantized
+convolutions followed by HardSwish/HardSigmoid bounce between int8 and float and are slower
+than fp32, whose kernels fuse those activations. When no node qualifies the graph stays
+fp32 and the report says so, rather than shipping a slower "int8" bundle.
 
 ISA presets: AVX2 and AVX-512 without VNNI can saturate u8*s8 products, so they quantize
 weights with ``reduce_range`` (7 bits); VNNI and Arm64 use the full range.
@@ -17,9 +22,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from edgert.exporters.pipeline import Artifact, ExportContext
 
 from edgert.errors import ExportError
+from edgert.exporters.pipeline import Artifact, ExportContext
 
 _REDUCE_RANGE = {"avx2": True, "avx512-vnni": False, "arm64": False, "any": False}
 
@@ -48,15 +53,32 @@ class Quantize:
 
     def run(self, artifact: Artifact, ctx: ExportContext, out_dir: Path) -> Artifact:
         """Quantize ``artifact`` into ``out_dir/model.onnx``."""
+        import onnx
+
         target = out_dir / "model.onnx"
-        method = ctx.quantization_method
-        if method == "dynamic":
-            self._dynamic(artifact.path, target, ctx)
+        model = onnx.load(str(artifact.path))
+        selected, total = select_nodes(model, ctx.profile.export.quantization)
+        source = out_dir / "named.onnx"  # the quantizer addresses nodes by name
+        onnx.save(model, str(source))
+        report = {
+            "method": ctx.quantization_method,
+            "quantized_nodes": len(selected),
+            "nodes": total,
+        }
+        ctx.report["quantization"] = report
+        if not selected:
+            report["note"] = (
+                "no node passes the profile's int8 selection (op_types / min_weight_elements); "
+                "kept fp32, which is faster here"
+            )
+            return artifact
+        if ctx.quantization_method == "dynamic":
+            self._dynamic(source, target, ctx, selected)
         else:
-            self._static(artifact.path, target, ctx)
+            self._static(model, source, target, ctx, selected)
         return Artifact(target, "int8", _opset(target))
 
-    def _dynamic(self, source: Path, target: Path, ctx: ExportContext) -> None:
+    def _dynamic(self, source: Path, target: Path, ctx: ExportContext, selected: list[str]) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         q = ctx.profile.export.quantization
@@ -66,18 +88,18 @@ class Quantize:
             weight_type=QuantType.QInt8 if q.weight_type == "int8" else QuantType.QUInt8,
             per_channel=q.per_channel,
             reduce_range=_REDUCE_RANGE[q.isa],
+            nodes_to_quantize=selected,
         )
 
-    def _static(self, source: Path, target: Path, ctx: ExportContext) -> None:
-        import onnx
-
+    def _static(
+        self, model: Any, source: Path, target: Path, ctx: ExportContext, selected: list[str]
+    ) -> None:
         if ctx.calibration is None:
             raise ExportError(
                 "static int8 quantization needs calibration data",
                 step=self.name,
                 hint="pass --calibration with a folder of images or an .npy of inputs",
             )
-        model = onnx.load(str(source))
         inputs = [i.name for i in model.graph.input]
         dims = model.graph.input[0].type.tensor_type.shape.dim
         batch = dims[0].dim_value if dims and dims[0].HasField("dim_value") else 1
@@ -89,15 +111,14 @@ class Quantize:
                 hint="pass more calibration samples",
             )
         reader = _Reader(inputs[0], samples, batch)
-        keep_float = set(ctx.profile.export.quantization.keep_float_ops)
-        excluded = [n.name for n in model.graph.node if n.op_type in keep_float]
+        excluded = [n.name for n in model.graph.node if n.name not in set(selected)]
         if ctx.profile.export.quantization.recipe == "qnn":
             self._qnn(source, target, reader, excluded, ctx)
         else:
-            self._ort(source, target, reader, excluded, ctx)
+            self._ort(source, target, reader, selected, ctx)
 
     def _ort(
-        self, source: Path, target: Path, reader: Any, excluded: list[str], ctx: ExportContext
+        self, source: Path, target: Path, reader: Any, selected: list[str], ctx: ExportContext
     ) -> None:
         from onnxruntime.quantization import QuantFormat, quantize_static
 
@@ -111,9 +132,13 @@ class Quantize:
             weight_type=_qtype(q.weight_type),
             per_channel=q.per_channel,
             reduce_range=_REDUCE_RANGE[q.isa],
-            nodes_to_exclude=excluded,
+            nodes_to_quantize=selected,
             calibrate_method=_calibration(q.calibration),
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            extra_options={
+                "ActivationSymmetric": False,
+                "WeightSymmetric": True,
+                "OpTypesToExcludeOutputQuantization": list(q.float_outputs),
+            },
         )
 
     def _qnn(
@@ -160,3 +185,24 @@ def _opset(path: Path) -> int:
 
     model = onnx.load(str(path), load_external_data=False)
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def select_nodes(model: Any, q: Any) -> tuple[list[str], int]:
+    """Names of the nodes the profile wants in int8, and the total node count.
+
+    A node qualifies when its op type is in ``op_types`` (or that list is empty), it is not
+    in ``keep_float_ops``, and its largest initializer has at least ``min_weight_elements``.
+    Nodes without a name get one, so exclusion lists can address them.
+    """
+    sizes = {init.name: int(np.prod(init.dims)) for init in model.graph.initializer}
+    selected = []
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{index}"
+        if node.op_type in q.keep_float_ops or (q.op_types and node.op_type not in q.op_types):
+            continue
+        weight = max((sizes.get(name, 0) for name in node.input), default=0)
+        if q.min_weight_elements and weight < q.min_weight_elements:
+            continue
+        selected.append(node.name)
+    return selected, len(model.graph.node)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from edgert.exporters.pipeline import Artifact, ExportContext
 
 from edgert.errors import ValidationMismatchError
+from edgert.exporters.pipeline import Artifact, ExportContext
 from edgert.providers import create_session
 
 MIN_AGREEMENT = {"fp32": 1.0, "fp16": 0.99, "int8": 0.90}

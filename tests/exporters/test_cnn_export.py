@@ -7,12 +7,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from edgert.exporters.cnn import CnnExport, export_cnn  # noqa: E402
-from edgert.exporters.zoo.digits import digits_cnn, eval_data  # noqa: E402
+from builders import full_int8_profile  # noqa: E402
 
 import edgert  # noqa: E402
 from edgert.catalog import get_catalog  # noqa: E402
 from edgert.errors import ExportError, UnknownNameError  # noqa: E402
+from edgert.exporters.cnn import CnnExport, export_cnn  # noqa: E402
+from edgert.exporters.zoo.digits import digits_cnn, eval_data  # noqa: E402
 
 
 def export(source, out, device="cpu-generic", **kwargs):
@@ -78,6 +79,39 @@ def test_int8_bundle_reports_agreement_and_accuracy_drop(digits_bundles):
     assert "accuracy_drop" in v
     assert v["accuracy_exported"] >= 0.97
     assert m["graphs"][0]["inputs"][0]["shape"][0] == "batch"
+    assert m["quantization"]["quantized_nodes"] > 0
+
+
+def test_shipped_cpu_int8_profile_keeps_small_models_fp32_and_says_so(digits_bundles):
+    m = edgert.load(digits_bundles["int8-selective"]).bundle.manifest
+    assert m["device"]["id"] == "x86-avx2-int8"
+    assert m["quantization"]["quantized_nodes"] == 0
+    assert "kept fp32" in m["quantization"]["note"]
+    assert m["precision"] == "fp32"
+    assert m["validation"]["top1_agreement"] == 1.0
+
+
+def test_shipped_cpu_int8_profile_quantizes_large_gemms(tmp_path):
+    source = tmp_path / "wide.py"
+    source.write_text(
+        "import torch\n"
+        "INPUT_SHAPE = (1, 300)\n"
+        "def build():\n"
+        "    torch.manual_seed(0)\n"
+        "    return torch.nn.Sequential(torch.nn.Linear(300, 301), torch.nn.ReLU(), torch.nn.Linear(301, 7))\n"
+    )
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        calib = tmp_path / "calib.npy"
+        np.save(calib, np.random.default_rng(0).standard_normal((64, 300)).astype(np.float32))
+        m = export("wide:build", tmp_path / "b", device="x86-avx2-int8", calibration=calib).manifest
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert m["precision"] == "int8"
+    assert m["quantization"]["quantized_nodes"] == 1  # only the 300x301 Gemm is big enough
+    assert m["validation"]["top1_agreement"] >= 0.9
 
 
 def test_npu_bundle_is_static_and_validated_on_the_npu(digits_bundles):
@@ -106,7 +140,8 @@ def test_image_folder_calibration_for_int8(tmp_path, tiny_module):
     rng = np.random.default_rng(0)
     for i in range(12):
         Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(images / f"{i}.png")
-    bundle = export(tiny_module, tmp_path / "q", device="x86-avx2-int8",
+    device = str(full_int8_profile(tmp_path / "devices"))
+    bundle = export(tiny_module, tmp_path / "q", device=device,
                     input_shape=(1, 3, 7, 5), calibration=images)  # fmt: skip
     assert bundle.manifest["precision"] == "int8"
     assert bundle.manifest["validation"]["inputs"] == 12
@@ -124,10 +159,12 @@ def test_calibration_of_the_wrong_shape_fails_before_writing(tmp_path):
 
 
 def test_int8_without_calibration_data_is_a_clear_error(tmp_path, tiny_module):
+    device = str(full_int8_profile(tmp_path / "devices"))
     with pytest.raises(ExportError, match="needs calibration data") as info:
-        export(tiny_module, tmp_path / "out", device="x86-avx2-int8", input_shape=(1, 3, 7, 5))
+        export(tiny_module, tmp_path / "out", device=device, input_shape=(1, 3, 7, 5))
     assert "--calibration" in info.value.hint
-    assert list(tmp_path.iterdir()) == [tmp_path / "tiny_models.py"]
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_crash_mid_export_leaves_no_bundle(tmp_path, monkeypatch):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from edgert.plugins.decoding.greedy import GreedyDecoder, GreedyOptions
 
 from edgert.decoding import StepModel
 from edgert.errors import InputError
+from edgert.plugins.decoding.greedy import GreedyDecoder, GreedyOptions
 
 
 class CountingModel:
