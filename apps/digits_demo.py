@@ -40,6 +40,7 @@ def evaluate(bundle: str, x: np.ndarray, y: np.ndarray) -> dict:
     return {
         "bundle": bundle,
         "device": model.profile.id,
+        "precision": model.bundle.manifest["precision"],
         "provider": info.active + (" (simulated)" if info.simulated else ""),
         "accuracy": float(np.mean(predicted == y)),
         "p50_ms": float(np.percentile(latencies, 50)),
@@ -54,12 +55,15 @@ def main(bundles: list[str]) -> None:
     x, y = test_split()
     rows = [evaluate(bundle, x, y) for bundle in bundles]
     print(f"digits test split: {len(y)} images, 8x8 grayscale")
-    header = f"{'device':<24} {'provider':<22} {'accuracy':>8} {'p50 ms':>8} {'p90 ms':>8} {'load ms':>8}"
+    header = (
+        f"{'device':<24} {'precision':<9} {'provider':<22} {'accuracy':>8} {'p50 ms':>8} "
+        f"{'p90 ms':>8} {'load ms':>8}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['device']:<24} {r['provider']:<22} {r['accuracy']:>8.2%} "
+            f"{r['device']:<24} {r['precision']:<9} {r['provider']:<22} {r['accuracy']:>8.2%} "
             f"{r['p50_ms']:>8.3f} {r['p90_ms']:>8.3f} {r['load_ms']:>8.1f}"
         )
         if r["fallback"] != "none":

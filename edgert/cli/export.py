@@ -142,3 +142,10 @@ def export(
             f" (drop {v['accuracy_drop']:+.2%})"
         )
     click.echo(line)
+    quantization = manifest.get("quantization") or {}
+    if quantization.get("note"):
+        click.echo(f"quantization: {quantization['note']}")
+    elif quantization:
+        click.echo(
+            f"quantization: {quantization['quantized_nodes']} of {quantization['nodes']} nodes int8"
+        )
