@@ -20,7 +20,9 @@ import edgert
 from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
 from edgert.errors import ExportError
 from edgert.exporters.calibration import load_inputs, load_labelled
-from edgert.exporters.pipeline import Artifact, ExportContext, check_steps, run_steps
+from edgert.exporters.cnn_validate import validate_classifier
+from edgert.exporters.pipeline import Artifact, ExportContext, run_steps
+from edgert.profiles import check_steps
 from edgert.exporters.sources import TorchSource, load_source
 from edgert.exporters.steps.fix_shapes import FixShapes
 
@@ -66,18 +68,21 @@ def export_cnn(options: CnnExport, profile: DeviceProfile, catalog: Catalog) -> 
             catalog=catalog,
             family=catalog.families.get("cnn"),
             workdir=workdir,
-            reference=_reference(
-                source.model, shape[0] if source.static_batch else 256, fixed=source.static_batch
-            ),
-            sample=_sample(calibration, shape),
+            validator=validate_classifier,
             calibration=calibration,
-            eval_data=eval_data,
-            static_dims={"batch": profile.export.batch_size}
-            if profile.export.static_shapes
-            else {},
+            static_dims=_static_dims(profile, source, shape),
             allow_fallback=options.allow_fallback,
+            extra={
+                "reference": _reference(
+                    source.model,
+                    shape[0] if source.static_batch else 256,
+                    fixed=source.static_batch,
+                ),
+                "sample": _sample(calibration, shape),
+                "eval_data": eval_data,
+            },
         )
-        final = run_steps(first, ctx)
+        final = run_steps({"model": first}, ctx)["model"]
         if options.keep_intermediate:
             shutil.copytree(workdir, options.keep_intermediate, dirs_exist_ok=True)
         shutil.copy2(final.path, staging / "model.onnx")

@@ -1,5 +1,10 @@
-"""The export pipeline: a family exporter makes the first ONNX artifact, then the steps
-the device profile lists turn it into the final one, each in its own sub-directory.
+"""The export pipeline: a family exporter makes the first ONNX graphs, then the steps the
+device profile lists turn them into the final ones, each in its own sub-directory.
+
+Most steps work on one graph at a time (``scope = "graph"``) and run for every graph of
+the bundle (a CNN has one, a seq2seq model an encoder and a decoder). ``validate`` works on
+the whole bundle (``scope = "bundle"``) and calls the family's validator, because only the
+family knows what "the same output as the source model" means for it.
 
 Steps never modify their input, so a failed export can be inspected step by step
 (``--keep-intermediate``) and a step can be retried alone.
@@ -7,6 +12,7 @@ Steps never modify their input, so a failed export can be inspected step by step
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +39,9 @@ class Artifact:
     opset: int
 
 
+Validator = Callable[[dict[str, Artifact], "ExportContext"], dict[str, Any]]
+
+
 @dataclass
 class ExportContext:
     """What steps may read: profile, data for calibration/validation, and a report to fill.
@@ -42,30 +51,31 @@ class ExportContext:
         catalog: registries (providers for validation sessions).
         family: the model family.
         workdir: where steps write their sub-directories.
-        reference: the source model as ``f(np.ndarray batch) -> np.ndarray outputs``.
-        sample: validation inputs (also used by ``fix-shapes`` to check the batch).
-        calibration: calibration inputs for static quantization, or None.
-        eval_data: optional labelled ``(x, y)`` to report accuracy before and after.
-        static_dims: dim_param -> value pinned by ``fix-shapes``.
+        validator: the family's check of the final graphs against the source model; returns
+            the results stored in the manifest and raises ``ValidationMismatchError``.
+        calibration: calibration inputs of the current graph for static quantization.
+        static_dims: dim_param -> value pinned by ``fix-shapes`` for the current graph.
+        per_graph: role -> field overrides (``calibration``, ``static_dims``) per graph.
+        role: the graph a graph-scoped step is working on.
+        extra: family data the validator needs (reference model, samples, ...).
     """
 
     profile: DeviceProfile
     catalog: Catalog
     family: Family
     workdir: Path
-    reference: Callable[[np.ndarray], np.ndarray]
-    sample: np.ndarray
+    validator: Validator
     calibration: np.ndarray | None = None
-    eval_data: tuple[np.ndarray, np.ndarray] | None = None
     static_dims: dict[str, int] = field(default_factory=dict)
+    per_graph: dict[str, dict[str, Any]] = field(default_factory=dict)
+    role: str = "model"
     allow_fallback: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=lambda: {"steps": [], "validation": None})
 
-    def step_dir(self, index: int, name: str) -> Path:
-        """A fresh sub-directory for step ``index``."""
-        path = self.workdir / f"{index:02d}-{name}"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+    def for_graph(self, role: str) -> ExportContext:
+        """This context as seen by a step working on graph ``role`` (shares ``report``)."""
+        return dataclasses.replace(self, role=role, **self.per_graph.get(role, {}))
 
     @property
     def quantization_method(self) -> str:
@@ -75,7 +85,11 @@ class ExportContext:
 
 
 class ExportStep(Protocol):
-    """An ONNX -> ONNX step registered through ``register_export_steps``."""
+    """An ONNX -> ONNX step registered through ``register_export_steps``.
+
+    ``scope = "graph"`` steps implement ``run(artifact, ctx, out_dir)`` and run once per
+    graph; ``scope = "bundle"`` steps implement ``run_bundle(artifacts, ctx, out_dir)``.
+    """
 
     name: ClassVar[str]
 
@@ -84,15 +98,22 @@ class ExportStep(Protocol):
         ...
 
 
-def run_steps(first: Artifact, ctx: ExportContext) -> Artifact:
-    """Run the profile's steps in order, recording each in ``ctx.report``."""
+def run_steps(first: dict[str, Artifact], ctx: ExportContext) -> dict[str, Artifact]:
+    """Run the profile's steps in order on every graph, recording each in ``ctx.report``."""
     check_steps(ctx.profile)
-    artifact = first
+    artifacts = dict(first)
     for index, name in enumerate(ctx.profile.export.steps, start=1):
         step = ctx.catalog.export_steps.get(name)()
         started = time.perf_counter()
+        out_dir = ctx.workdir / f"{index:02d}-{name}"
         try:
-            artifact = step.run(artifact, ctx, ctx.step_dir(index, name))
+            if getattr(step, "scope", "graph") == "bundle":
+                step.run_bundle(artifacts, ctx, out_dir)
+            else:
+                for role, artifact in artifacts.items():
+                    graph_dir = out_dir / role
+                    graph_dir.mkdir(parents=True, exist_ok=True)
+                    artifacts[role] = step.run(artifact, ctx.for_graph(role), graph_dir)
         except ExportError:
             raise
         except Exception as exc:
@@ -106,8 +127,8 @@ def run_steps(first: Artifact, ctx: ExportContext) -> Artifact:
             {
                 "name": name,
                 "seconds": round(time.perf_counter() - started, 3),
-                "precision": artifact.precision,
-                "bytes": artifact.path.stat().st_size,
+                "precision": sorted({a.precision for a in artifacts.values()}),
+                "bytes": sum(a.path.stat().st_size for a in artifacts.values()),
             }
         )
-    return artifact
+    return artifacts

@@ -173,7 +173,7 @@ def test_crash_mid_export_leaves_no_bundle(tmp_path, monkeypatch):
     def boom(*_args, **_kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(Validate, "run", boom)
+    monkeypatch.setattr(Validate, "run_bundle", boom)
     with pytest.raises(ExportError, match=r"\[validate\] RuntimeError: disk on fire"):
         export("zoo:digits", tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
@@ -231,4 +231,5 @@ def test_keep_intermediate_keeps_every_step(tmp_path):
         "zoo:digits", tmp_path / "b", device="x86-avx2-int8", keep_intermediate=tmp_path / "steps"
     )
     names = sorted(p.name for p in (tmp_path / "steps").iterdir())
-    assert names == ["00-torch-to-onnx", "01-optimize", "02-quantize", "03-validate"]
+    assert names == ["00-torch-to-onnx", "01-optimize", "02-quantize"]
+    assert (tmp_path / "steps" / "02-quantize" / "model" / "model.onnx").is_file()

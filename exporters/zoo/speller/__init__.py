@@ -1,0 +1,1 @@
+"""Embedded T5 spelling corrector: data, training, weights."""
