@@ -22,9 +22,9 @@ from edgert.errors import ExportError
 from edgert.exporters.calibration import load_inputs, load_labelled
 from edgert.exporters.cnn_validate import validate_classifier
 from edgert.exporters.pipeline import Artifact, ExportContext, run_steps
-from edgert.profiles import check_steps
 from edgert.exporters.sources import TorchSource, load_source
 from edgert.exporters.steps.fix_shapes import FixShapes
+from edgert.profiles import check_steps
 
 if TYPE_CHECKING:
     from edgert.catalog import Catalog

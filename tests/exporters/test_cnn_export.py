@@ -232,4 +232,4 @@ def test_keep_intermediate_keeps_every_step(tmp_path):
     )
     names = sorted(p.name for p in (tmp_path / "steps").iterdir())
     assert names == ["00-torch-to-onnx", "01-optimize", "02-quantize"]
-    assert (tmp_path / "steps" / "02-quantize" / "model" / "model.onnx").is_file()
+    assert (tmp_path / "steps" / "01-optimize" / "model" / "model.onnx").is_file()
