@@ -1,4 +1,5 @@
-"""The step interface between family runtimes and decoding plugins.
+"""The step interface between family runtimes and decoding plugins, and the constraints
+every decoder honours.
 
 Family runtimes (seq2seq, decoder-decoder) implement ``StepModel``; decoders implement
 ``Decoder`` and see nothing else, so a decoder works on every family. ``step`` takes
@@ -43,16 +44,78 @@ class StepModel(Protocol):
 
 @dataclass(frozen=True)
 class DecodingOptions:
-    """Constraints every decoder honours; plugins subclass this for their own options."""
+    """Constraints every decoder honours; plugins subclass this for their own options.
+
+    The runtime fills model-specific defaults (EOS, forced and suppressed tokens) from the
+    bundle; users override any of them.
+    """
 
     max_new_tokens: int = 64  # hard cap on generated tokens
+    min_new_tokens: int = 0  # stop ids are suppressed until this many tokens exist
     stop_ids: tuple[int, ...] = ()  # stop after emitting any of these (EOS, ...)
+    suppress_ids: tuple[int, ...] = ()  # never generate these (e.g. Marian's pad)
+    forced_first_id: int | None = None  # token forced at the first position (mBART language)
+    forced_last_id: int | None = None  # token forced when max_new_tokens is reached
+    repetition_penalty: float = 1.0  # > 1 discourages tokens already generated; 1 = off
+    no_repeat_ngram_size: int = 0  # forbid repeating any n-gram of this size; 0 = off
+    prefix_ids: tuple[int, ...] = ()  # decoder tokens before the first generated one
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
             raise InputError(
-                f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}"
+                f"min_new_tokens must be between 0 and max_new_tokens ({self.max_new_tokens}), "
+                f"got {self.min_new_tokens!r}"
             )
+        if self.repetition_penalty <= 0:
+            raise InputError(
+                f"repetition_penalty must be > 0, got {self.repetition_penalty!r}",
+                hint="1.0 turns it off; values like 1.2 discourage repeats",
+            )
+        if self.no_repeat_ngram_size < 0:
+            raise InputError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size!r}")
+
+
+def constrain(logits: np.ndarray, generated: Sequence[int], options: DecodingOptions) -> np.ndarray:
+    """Logits of the next position after the shared constraints (a new array).
+
+    Same order and semantics as the processors of Hugging Face ``generate``: repetition
+    penalty, no-repeat n-grams, forced tokens, min length, suppressed ids. The history the
+    penalties see starts with ``options.prefix_ids`` (the decoder start token).
+    """
+    out = np.array(logits, dtype=np.float32, copy=True)
+    history = (*options.prefix_ids, *generated)
+    if options.repetition_penalty != 1.0 and history:
+        seen = np.unique(np.asarray(history))
+        scores = out[seen]
+        out[seen] = np.where(scores < 0, scores * options.repetition_penalty, scores / options.repetition_penalty)
+    n = options.no_repeat_ngram_size
+    if n and len(history) + 1 >= n:
+        prefix = tuple(history[len(history) - n + 1 :]) if n > 1 else ()
+        banned = [history[i + n - 1] for i in range(len(history) - n + 1) if tuple(history[i : i + n - 1]) == prefix]
+        out[banned] = -np.inf
+    step = len(generated)
+    if step == 0 and options.forced_first_id is not None:
+        return _only(out, options.forced_first_id)
+    if step == options.max_new_tokens - 1 and options.forced_last_id is not None:
+        return _only(out, options.forced_last_id)
+    if step < options.min_new_tokens and options.stop_ids:
+        out[list(options.stop_ids)] = -np.inf
+    if options.suppress_ids:
+        out[list(options.suppress_ids)] = -np.inf
+    return out
+
+
+def _only(logits: np.ndarray, token: int) -> np.ndarray:
+    forced = np.full_like(logits, -np.inf)
+    forced[token] = 0.0
+    return forced
+
+
+def finished(token: int, generated: Sequence[int], options: DecodingOptions) -> bool:
+    """Whether generation ends after ``token`` (stop id or length cap)."""
+    return token in options.stop_ids or len(generated) >= options.max_new_tokens
 
 
 class Decoder(Protocol):

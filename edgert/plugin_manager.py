@@ -29,7 +29,9 @@ DEFAULT_PLUGINS = (
     "edgert.plugins.providers.ort_xnnpack",
     "edgert.plugins.providers.ort_nnapi",
     "edgert.plugins.decoding.greedy",
+    "edgert.plugins.decoding.sampling",
     "edgert.plugins.families.cnn",
+    "edgert.plugins.families.seq2seq",
     "edgert.plugins.builtin_devices",
     "edgert.exporters.steps",
 )

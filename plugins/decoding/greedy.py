@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from edgert.decoding import DecodingOptions, StepModel
+from edgert.decoding import DecodingOptions, StepModel, constrain, finished
 from edgert.hookspecs import hookimpl
 
 
@@ -29,10 +29,12 @@ class GreedyDecoder:
     ) -> Iterator[int]:
         """Yield argmax tokens until a stop id or ``max_new_tokens``."""
         logits = model.start(input_ids)[-1]
-        for produced in range(options.max_new_tokens):
-            token = int(np.argmax(logits))
+        generated: list[int] = []
+        while True:
+            token = int(np.argmax(constrain(logits, generated, options)))
+            generated.append(token)
             yield token
-            if token in options.stop_ids or produced + 1 == options.max_new_tokens:
+            if finished(token, generated, options):
                 return
             logits = model.step([token])[-1]
 

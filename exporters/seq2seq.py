@@ -1,0 +1,247 @@
+"""Exporter of the ``seq2seq`` family: T5 / BART / Marian -> encoder + one decoder graph.
+
+Loads a local Hugging Face directory or a hub id with ``from_pretrained`` (safetensors or
+``torch.load(weights_only=True)``, never arbitrary pickles), exports the graphs of
+:mod:`edgert.exporters.seq2seq_graphs`, runs the profile's steps on both, stores the shared
+embedding table once, the tokenizer and the generation defaults, and validates against the
+PyTorch model before the bundle is renamed into place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import edgert
+from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
+from edgert.embeddings import save_table
+from edgert.errors import ExportError
+from edgert.exporters.pipeline import Artifact, ExportContext, run_steps
+from edgert.exporters.seq2seq_graphs import export_graphs, io_names, layout
+from edgert.exporters.seq2seq_validate import validate_seq2seq
+from edgert.profiles import check_steps
+
+if TYPE_CHECKING:
+    from edgert.catalog import Catalog
+    from edgert.profiles import DeviceProfile
+
+SUPPORTED = ("t5", "mt5", "bart", "mbart", "marian")
+
+
+@dataclass(frozen=True)
+class Seq2SeqExport:
+    """Options of one seq2seq export (``edgert export --family seq2seq`` flags)."""
+
+    source: str  # local Hugging Face directory or hub id
+    out: Path
+    revision: str | None = None  # hub revision (branch, tag or commit)
+    force: bool = False
+    allow_fallback: bool | None = None
+    keep_intermediate: Path | None = None
+    validation_texts: tuple[str, ...] = ()  # inputs for validation; default: token samples
+
+
+def load_model(source: str, revision: str | None = None) -> Any:
+    """The PyTorch model, in eval mode with eager attention (exportable masks)."""
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
+    try:
+        config = AutoConfig.from_pretrained(source, revision=revision)
+    except (OSError, ValueError) as exc:
+        raise ExportError(
+            f"cannot read a model config from {source!r}: {exc}",
+            hint="pass a local Hugging Face model folder (with config.json) or a hub id",
+        ) from exc
+    if not config.is_encoder_decoder or config.model_type not in SUPPORTED:
+        raise ExportError(
+            f"{source!r} is a {config.model_type!r} model, not an encoder-decoder this "
+            f"exporter supports ({', '.join(SUPPORTED)})",
+            hint="use --family cnn for image classifiers; decoder-only models are not seq2seq",
+        )
+    model = AutoModelForSeq2SeqLM.from_pretrained(
+        source, revision=revision, attn_implementation="eager", use_safetensors=None
+    )
+    return model.eval()
+
+
+def load_tokenizer_json(source: str, revision: str | None = None) -> str:
+    """``tokenizer.json`` text: from the folder, or converted from a fast tokenizer."""
+    local = Path(source) / "tokenizer.json"
+    if local.is_file():
+        return local.read_text(encoding="utf-8")
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, use_fast=True)
+    except Exception as exc:
+        raise ExportError(f"cannot load the tokenizer of {source!r}: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ExportError(
+            f"the tokenizer of {source!r} has no fast (tokenizers) version",
+            hint="add a tokenizer.json to the model folder (the runtime uses `tokenizers` only)",
+        )
+    return tokenizer.backend_tokenizer.to_str()
+
+
+def generation_defaults(model: Any, profile: DeviceProfile) -> dict[str, Any]:
+    """Token ids and limits generation needs, from the model's generation config."""
+    config, gen = model.config, model.generation_config
+    eos = gen.eos_token_id if gen.eos_token_id is not None else config.eos_token_id
+    suppress = [ids[0] for ids in (gen.bad_words_ids or []) if len(ids) == 1]
+    start = gen.decoder_start_token_id
+    if start is None:
+        start = config.decoder_start_token_id
+    return {
+        "decoder_start_token_id": start,
+        "eos_token_ids": sorted({eos} if isinstance(eos, int) else set(eos or [])),
+        "pad_token_id": gen.pad_token_id if gen.pad_token_id is not None else config.pad_token_id,
+        "forced_bos_token_id": gen.forced_bos_token_id,
+        "forced_eos_token_id": gen.forced_eos_token_id,
+        "suppress_token_ids": suppress,
+        # max_length counts the decoder start token; max_new_tokens wins when set.
+        "max_new_tokens": min(
+            gen.max_new_tokens or (gen.max_length or 21) - 1, profile.export.max_total_length - 1
+        ),
+        "max_input_length": profile.export.max_input_length,
+        "max_total_length": profile.export.max_total_length,
+        "num_beams": gen.num_beams or 1,
+        "length_penalty": gen.length_penalty,
+        "early_stopping": gen.early_stopping,
+        "no_repeat_ngram_size": gen.no_repeat_ngram_size or 0,
+        "repetition_penalty": gen.repetition_penalty or 1.0,
+    }
+
+
+def embedding_tables(model: Any) -> dict[str, np.ndarray]:
+    """``{"embeddings": table}`` or separate encoder/decoder tables when they differ.
+
+    Scales some models apply to looked-up rows (BART/Marian ``embed_scale``) are folded in,
+    because the graphs take embeddings, not ids.
+    """
+
+    def table(stack: Any) -> np.ndarray:
+        embed = stack.embed_tokens
+        scale = getattr(embed, "embed_scale", None)
+        if scale is None:
+            scale = getattr(stack, "embed_scale", 1.0)
+        return (embed.weight.detach().float() * float(scale)).numpy()
+
+    encoder, decoder = table(model.get_encoder()), table(model.get_decoder())
+    if encoder.shape == decoder.shape and np.array_equal(encoder, decoder):
+        return {"embeddings": encoder}
+    return {"encoder_embeddings": encoder, "decoder_embeddings": decoder}
+
+
+def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Catalog) -> Bundle:
+    """Export a seq2seq model for ``profile``; returns the verified bundle."""
+    check_steps(profile)
+    if Path(options.out).exists() and not options.force:
+        raise ExportError(f"output {options.out} already exists", hint="choose another --out, or pass --force")
+    model = load_model(options.source, options.revision)
+    tokenizer_json = load_tokenizer_json(options.source, options.revision)
+    defaults = generation_defaults(model, profile)
+    with tempfile.TemporaryDirectory(prefix="edgert-export-") as tmp, staged_directory(
+        options.out, overwrite=options.force
+    ) as staging:
+        workdir = Path(tmp)
+        first_dir = workdir / "00-torch-to-onnx"
+        first_dir.mkdir()
+        try:
+            paths = export_graphs(model, first_dir, profile.export.opset)
+        except ExportError:
+            raise
+        except Exception as exc:
+            raise ExportError(f"{type(exc).__name__}: {exc}", step="torch-to-onnx") from exc
+        tables = embedding_tables(model)
+        ctx = ExportContext(
+            profile=profile,
+            catalog=catalog,
+            family=catalog.families.get("seq2seq"),
+            workdir=workdir,
+            validator=validate_seq2seq,
+            allow_fallback=options.allow_fallback,
+            extra={
+                "model": model,
+                "tables": tables,
+                "tokenizer_json": tokenizer_json,
+                "defaults": defaults,
+                "texts": options.validation_texts,
+            },
+        )
+        first = {role: Artifact(path, "fp32", profile.export.opset) for role, path in paths.items()}
+        final = run_steps(first, ctx)
+        if options.keep_intermediate:
+            shutil.copytree(workdir, options.keep_intermediate, dirs_exist_ok=True)
+        for role, artifact in final.items():
+            shutil.copy2(artifact.path, staging / f"{role}.onnx")
+        precision = _precision(final, profile)
+        for name, weights in tables.items():
+            save_table(weights, staging / f"{name}.npy", precision)
+        (staging / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+        write_manifest(staging, _manifest(options, model, profile, final, ctx, defaults, tables))
+    return open_bundle(options.out)
+
+
+def _precision(final: dict[str, Artifact], profile: DeviceProfile) -> str:
+    precisions = {a.precision for a in final.values()}
+    return "int8" if "int8" in precisions else ("fp16" if "fp16" in precisions else "fp32")
+
+
+def _manifest(
+    options: Seq2SeqExport,
+    model: Any,
+    profile: DeviceProfile,
+    final: dict[str, Artifact],
+    ctx: ExportContext,
+    defaults: dict[str, Any],
+    tables: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    import onnx
+    import onnxruntime
+    import torch
+    import transformers
+
+    lay = layout(model)
+    names = io_names(lay.layers)
+    return {
+        "family": "seq2seq",
+        "graphs": [
+            {"role": "encoder", "file": "encoder.onnx", "inputs": names["encoder_inputs"],
+             "outputs": names["encoder_outputs"]},
+            {"role": "decoder", "file": "decoder.onnx", "inputs": names["decoder_inputs"],
+             "outputs": names["decoder_outputs"]},
+        ],  # fmt: skip
+        "layout": {"layers": lay.layers, "heads": lay.heads, "head_dim": lay.head_dim,
+                   "d_model": lay.d_model, "vocab": lay.vocab},  # fmt: skip
+        "embeddings": {name: f"{name}.npy" for name in tables},
+        "tokenizer": "tokenizer.json",
+        "generation": defaults,
+        "model_type": model.config.model_type,
+        "device": {"id": profile.id, "profile": profile.to_dict()},
+        "precision": _precision(final, profile),
+        "opset": profile.export.opset,
+        "validation": ctx.report["validation"],
+        "quantization": ctx.report.get("quantization"),
+        "steps": ctx.report["steps"],
+        "provenance": {
+            "source": options.source,
+            "revision": options.revision,
+            "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "host": f"{platform.system()} {platform.machine()}",
+            "versions": {
+                "edgert": edgert.__version__,
+                "onnx": onnx.__version__,
+                "onnxruntime": onnxruntime.__version__,
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+            },
+        },
+    }
+
