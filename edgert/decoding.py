@@ -62,7 +62,9 @@ class DecodingOptions:
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+            raise InputError(
+                f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}"
+            )
         if not 0 <= self.min_new_tokens <= self.max_new_tokens:
             raise InputError(
                 f"min_new_tokens must be between 0 and max_new_tokens ({self.max_new_tokens}), "
@@ -74,7 +76,9 @@ class DecodingOptions:
                 hint="1.0 turns it off; values like 1.2 discourage repeats",
             )
         if self.no_repeat_ngram_size < 0:
-            raise InputError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size!r}")
+            raise InputError(
+                f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size!r}"
+            )
 
 
 def constrain(logits: np.ndarray, generated: Sequence[int], options: DecodingOptions) -> np.ndarray:
@@ -89,11 +93,17 @@ def constrain(logits: np.ndarray, generated: Sequence[int], options: DecodingOpt
     if options.repetition_penalty != 1.0 and history:
         seen = np.unique(np.asarray(history))
         scores = out[seen]
-        out[seen] = np.where(scores < 0, scores * options.repetition_penalty, scores / options.repetition_penalty)
+        out[seen] = np.where(
+            scores < 0, scores * options.repetition_penalty, scores / options.repetition_penalty
+        )
     n = options.no_repeat_ngram_size
     if n and len(history) + 1 >= n:
         prefix = tuple(history[len(history) - n + 1 :]) if n > 1 else ()
-        banned = [history[i + n - 1] for i in range(len(history) - n + 1) if tuple(history[i : i + n - 1]) == prefix]
+        banned = [
+            history[i + n - 1]
+            for i in range(len(history) - n + 1)
+            if tuple(history[i : i + n - 1]) == prefix
+        ]
         out[banned] = -np.inf
     step = len(generated)
     if step == 0 and options.forced_first_id is not None:

@@ -19,10 +19,11 @@ import numpy as np
 class EmbeddingTable:
     """Rows of token embeddings, dequantized on lookup when stored as int8."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, multiplier: float = 1.0) -> None:
         self.table = np.load(path, mmap_mode="r", allow_pickle=False)
         scale = path.with_suffix(".scale.npy")
         self.scale = np.load(scale, allow_pickle=False) if scale.exists() else None
+        self.multiplier = np.float32(multiplier)  # e.g. sqrt(d_model) for Marian's encoder
 
     @property
     def dim(self) -> int:
@@ -34,6 +35,8 @@ class EmbeddingTable:
         rows = np.asarray(self.table[ids], dtype=np.float32)
         if self.scale is not None:
             rows *= self.scale[ids][..., None]
+        if self.multiplier != 1:
+            rows *= self.multiplier
         return rows
 
 

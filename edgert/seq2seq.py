@@ -78,15 +78,24 @@ class Seq2SeqModel:
         # cores the decoder needs right after (measured: 2x slower steps on 2 cores).
         quiet = profile.with_runtime(spinning=False)
         self.encoder_info = create_session(
-            bundle.file("encoder.onnx"), quiet, catalog, allow_fallback=allow_fallback, threads=threads
+            bundle.file("encoder.onnx"),
+            quiet,
+            catalog,
+            allow_fallback=allow_fallback,
+            threads=threads,
         )
         self.session_info = create_session(
-            bundle.file("decoder.onnx"), profile, catalog, allow_fallback=allow_fallback, threads=threads
+            bundle.file("decoder.onnx"),
+            profile,
+            catalog,
+            allow_fallback=allow_fallback,
+            threads=threads,
         )
         tables = manifest["embeddings"]
-        shared = tables.get("embeddings")
-        encoder_table = EmbeddingTable(bundle.file(shared or tables["encoder_embeddings"]))
-        decoder_table = encoder_table if shared else EmbeddingTable(bundle.file(tables["decoder_embeddings"]))
+        encoder_table, decoder_table = (
+            EmbeddingTable(bundle.file(tables[role]["file"]), tables[role]["scale"])
+            for role in ("encoder", "decoder")
+        )
         self.core = Seq2SeqCore(
             self.encoder_info.session,
             self.session_info.session,
@@ -173,7 +182,11 @@ class Seq2SeqModel:
     ) -> Iterator[str]:  # fmt: skip
         if (text is None) == (input_ids is None):
             raise InputError("pass either text or input_ids", hint="generate('some text')")
-        ids = self.encode_text(text, truncate=truncate) if text is not None else self._check_length(list(input_ids), truncate)
+        ids = (
+            self.encode_text(text, truncate=truncate)
+            if text is not None
+            else self._check_length(list(input_ids), truncate)
+        )
         strategy, parsed = self.decoder_options(decoder, options)
         if isinstance(stop, str):
             stop = (stop,)
@@ -194,7 +207,9 @@ class Seq2SeqModel:
         stats.update(_stats(started, stamps, strategy))
 
     def __repr__(self) -> str:
-        return f"Seq2SeqModel({self.bundle.path}, device={self.profile.id}, provider={self.provider})"
+        return (
+            f"Seq2SeqModel({self.bundle.path}, device={self.profile.id}, provider={self.provider})"
+        )
 
 
 def _stop_at(text: str, stop: tuple[str, ...]) -> int | None:

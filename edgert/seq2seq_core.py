@@ -61,11 +61,16 @@ class Seq2SeqCore:
         if ids.shape[1] == 0:
             raise InputError("the input is empty after tokenization", hint="pass some text")
         mask = np.ones_like(ids)
-        cross = self.encoder.run(None, {"inputs_embeds": self.encoder_table(ids), "attention_mask": mask})
+        cross = self.encoder.run(
+            None, {"inputs_embeds": self.encoder_table(ids), "attention_mask": mask}
+        )
         if batch > 1:
             cross = [np.repeat(c, batch, axis=0) for c in cross]
             mask = np.repeat(mask, batch, axis=0)
-        self._feed = {"encoder_attention_mask": mask, **dict(zip(self._cross_names, cross, strict=True))}
+        self._feed = {
+            "encoder_attention_mask": mask,
+            **dict(zip(self._cross_names, cross, strict=True)),
+        }
         self.reset(batch)
 
     def reset(self, batch: int = 1) -> None:

@@ -119,37 +119,70 @@ def generation_defaults(model: Any, profile: DeviceProfile) -> dict[str, Any]:
     }
 
 
-def embedding_tables(model: Any) -> dict[str, np.ndarray]:
-    """``{"embeddings": table}`` or separate encoder/decoder tables when they differ.
+def embedding_tables(model: Any) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, float]]]:
+    """Tables to store (one when encoder and decoder share it) and, per role, which table
+    and which scale to apply to looked-up rows.
 
-    Scales some models apply to looked-up rows (BART/Marian ``embed_scale``) are folded in,
-    because the graphs take embeddings, not ids.
+    The graphs take embeddings, not ids, so any scale a stack applies only when it looks
+    ids up itself (BART's scaled embedding, Marian's encoder but not its decoder) is
+    applied by the runtime. Which scale that is differs between models and library
+    versions, so it is measured: ``stack(inputs_embeds=scale * W[ids])`` must equal
+    ``stack(input_ids=ids)``.
     """
+    import torch
 
-    def table(stack: Any) -> np.ndarray:
-        embed = stack.embed_tokens
-        scale = getattr(embed, "embed_scale", None)
-        if scale is None:
-            scale = getattr(stack, "embed_scale", 1.0)
-        return (embed.weight.detach().float() * float(scale)).numpy()
+    ids = torch.arange(min(7, model.config.vocab_size))[None]
+    encoder_states = torch.randn(1, 3, model.config.d_model)
 
-    encoder, decoder = table(model.get_encoder()), table(model.get_decoder())
+    def run_encoder(**kwargs: Any) -> Any:
+        return model.get_encoder()(**kwargs).last_hidden_state
+
+    def run_decoder(**kwargs: Any) -> Any:
+        return model.get_decoder()(encoder_hidden_states=encoder_states, **kwargs).last_hidden_state
+
+    encoder, encoder_scale = _scaled_table(model.get_encoder(), ids, run_encoder)
+    decoder, decoder_scale = _scaled_table(model.get_decoder(), ids, run_decoder)
     if encoder.shape == decoder.shape and np.array_equal(encoder, decoder):
-        return {"embeddings": encoder}
-    return {"encoder_embeddings": encoder, "decoder_embeddings": decoder}
+        tables = {"embeddings": encoder}
+        roles = {"encoder": ("embeddings", encoder_scale), "decoder": ("embeddings", decoder_scale)}
+    else:
+        tables = {"encoder_embeddings": encoder, "decoder_embeddings": decoder}
+        roles = {"encoder": ("encoder_embeddings", encoder_scale),
+                 "decoder": ("decoder_embeddings", decoder_scale)}  # fmt: skip
+    return tables, roles
+
+
+def _scaled_table(stack: Any, ids: Any, run: Any) -> tuple[np.ndarray, float]:
+    import torch
+
+    weight = stack.embed_tokens.weight.detach().float()
+    inner = float(getattr(stack.embed_tokens, "embed_scale", 1.0))
+    outer = float(getattr(stack, "embed_scale", 1.0))
+    with torch.inference_mode():
+        expected = run(input_ids=ids)
+        for scale in dict.fromkeys((inner * outer, inner, outer, 1.0)):
+            if torch.allclose(run(inputs_embeds=weight[ids] * scale), expected, atol=1e-5):
+                return weight.numpy(), scale
+    raise ExportError(
+        f"cannot reproduce the token embeddings of {type(stack).__name__} from its table",
+        hint="this architecture scales embeddings in a way edgert does not know; report it",
+    )
 
 
 def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Catalog) -> Bundle:
     """Export a seq2seq model for ``profile``; returns the verified bundle."""
     check_steps(profile)
     if Path(options.out).exists() and not options.force:
-        raise ExportError(f"output {options.out} already exists", hint="choose another --out, or pass --force")
+        raise ExportError(
+            f"output {options.out} already exists", hint="choose another --out, or pass --force"
+        )
     model = load_model(options.source, options.revision)
     tokenizer_json = load_tokenizer_json(options.source, options.revision)
     defaults = generation_defaults(model, profile)
-    with tempfile.TemporaryDirectory(prefix="edgert-export-") as tmp, staged_directory(
-        options.out, overwrite=options.force
-    ) as staging:
+    with (
+        tempfile.TemporaryDirectory(prefix="edgert-export-") as tmp,
+        staged_directory(options.out, overwrite=options.force) as staging,
+    ):
         workdir = Path(tmp)
         first_dir = workdir / "00-torch-to-onnx"
         first_dir.mkdir()
@@ -159,7 +192,7 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
             raise
         except Exception as exc:
             raise ExportError(f"{type(exc).__name__}: {exc}", step="torch-to-onnx") from exc
-        tables = embedding_tables(model)
+        tables, roles = embedding_tables(model)
         ctx = ExportContext(
             profile=profile,
             catalog=catalog,
@@ -170,6 +203,7 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
             extra={
                 "model": model,
                 "tables": tables,
+                "roles": roles,
                 "tokenizer_json": tokenizer_json,
                 "defaults": defaults,
                 "texts": options.validation_texts,
@@ -185,7 +219,7 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
         for name, weights in tables.items():
             save_table(weights, staging / f"{name}.npy", precision)
         (staging / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
-        write_manifest(staging, _manifest(options, model, profile, final, ctx, defaults, tables))
+        write_manifest(staging, _manifest(options, model, profile, final, ctx, defaults, roles))
     return open_bundle(options.out)
 
 
@@ -201,7 +235,7 @@ def _manifest(
     final: dict[str, Artifact],
     ctx: ExportContext,
     defaults: dict[str, Any],
-    tables: dict[str, np.ndarray],
+    roles: dict[str, tuple[str, float]],
 ) -> dict[str, Any]:
     import onnx
     import onnxruntime
@@ -213,14 +247,29 @@ def _manifest(
     return {
         "family": "seq2seq",
         "graphs": [
-            {"role": "encoder", "file": "encoder.onnx", "inputs": names["encoder_inputs"],
-             "outputs": names["encoder_outputs"]},
-            {"role": "decoder", "file": "decoder.onnx", "inputs": names["decoder_inputs"],
-             "outputs": names["decoder_outputs"]},
-        ],  # fmt: skip
-        "layout": {"layers": lay.layers, "heads": lay.heads, "head_dim": lay.head_dim,
-                   "d_model": lay.d_model, "vocab": lay.vocab},  # fmt: skip
-        "embeddings": {name: f"{name}.npy" for name in tables},
+            {
+                "role": "encoder",
+                "file": "encoder.onnx",
+                "inputs": names["encoder_inputs"],
+                "outputs": names["encoder_outputs"],
+            },
+            {
+                "role": "decoder",
+                "file": "decoder.onnx",
+                "inputs": names["decoder_inputs"],
+                "outputs": names["decoder_outputs"],
+            },
+        ],
+        "layout": {
+            "layers": lay.layers,
+            "heads": lay.heads,
+            "head_dim": lay.head_dim,
+            "d_model": lay.d_model,
+            "vocab": lay.vocab,
+        },
+        "embeddings": {
+            role: {"file": f"{name}.npy", "scale": scale} for role, (name, scale) in roles.items()
+        },
         "tokenizer": "tokenizer.json",
         "generation": defaults,
         "model_type": model.config.model_type,
@@ -244,4 +293,3 @@ def _manifest(
             },
         },
     }
-

@@ -100,7 +100,9 @@ class DecoderGraph(torch.nn.Module):
 
         n = self.n
         past, cross = kv[: 2 * n], kv[2 * n :]
-        legacy = tuple((past[2 * i], past[2 * i + 1], cross[2 * i], cross[2 * i + 1]) for i in range(n))
+        legacy = tuple(
+            (past[2 * i], past[2 * i + 1], cross[2 * i], cross[2 * i + 1]) for i in range(n)
+        )
         cache = EncoderDecoderCache.from_legacy_cache(legacy)
         start = past[0].shape[2]
         positions = torch.arange(inputs_embeds.shape[1]) + start

@@ -45,7 +45,9 @@ def validation_inputs(ctx: ExportContext, count: int = 8) -> list[list[int]]:
     return [list(rng.integers(low, vocab, int(rng.integers(6, 24)))) + eos for _ in range(count)]
 
 
-def _reference(model: Any, ids: list[int], start: int, eos: set[int]) -> tuple[list[int], np.ndarray]:
+def _reference(
+    model: Any, ids: list[int], start: int, eos: set[int]
+) -> tuple[list[int], np.ndarray]:
     import torch
 
     with torch.inference_mode():
@@ -57,7 +59,9 @@ def _reference(model: Any, ids: list[int], start: int, eos: set[int]) -> tuple[l
             tokens.append(int(logits[0, -1].argmax()))
             if tokens[-1] in eos:
                 break
-        forced = model(encoder_outputs=encoded, decoder_input_ids=torch.tensor([tokens[:-1]])).logits
+        forced = model(
+            encoder_outputs=encoded, decoder_input_ids=torch.tensor([tokens[:-1]])
+        ).logits
     return tokens[1:], forced[0].float().numpy()
 
 
@@ -65,13 +69,14 @@ def _core(artifacts: dict[str, Artifact], ctx: ExportContext) -> tuple[Seq2SeqCo
     encoder, where = validation_session(artifacts["encoder"].path, ctx)
     decoder, _ = validation_session(artifacts["decoder"].path, ctx)
     precision = "int8" if any(a.precision == "int8" for a in artifacts.values()) else "fp32"
-    tables = {}
+    paths = {}
     for name, weights in ctx.extra["tables"].items():
-        path = ctx.workdir / f"validate-{name}.npy"
-        save_table(weights, path, precision)
-        tables[name] = EmbeddingTable(path)
-    enc = tables.get("embeddings") or tables["encoder_embeddings"]
-    dec = tables.get("embeddings") or tables["decoder_embeddings"]
+        paths[name] = ctx.workdir / f"validate-{name}.npy"
+        save_table(weights, paths[name], precision)
+    enc, dec = (
+        EmbeddingTable(paths[name], scale)
+        for name, scale in (ctx.extra["roles"]["encoder"], ctx.extra["roles"]["decoder"])
+    )
     lay = layout(ctx.extra["model"])
     core = Seq2SeqCore(
         encoder.session, decoder.session, (enc, dec),
@@ -94,7 +99,9 @@ def validate_seq2seq(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
         tokens, expected = _reference(model, ids, start, eos)
         core.encode(ids)
         got = core.step([start, *tokens[:-1]])
-        worst = max(worst, float(np.max(np.abs(got - expected)) / max(1.0, np.max(np.abs(expected)))))
+        worst = max(
+            worst, float(np.max(np.abs(got - expected)) / max(1.0, np.max(np.abs(expected))))
+        )
         agree += int(np.sum(got.argmax(-1) == expected.argmax(-1)))
         total += len(tokens)
         greedy_equal &= _greedy(core, ids, len(tokens), eos) == tokens
