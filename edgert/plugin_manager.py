@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = (
     "edgert.plugins.providers.ort_nnapi",
     "edgert.plugins.decoding.greedy",
     "edgert.plugins.decoding.sampling",
+    "edgert.plugins.decoding.beam",
     "edgert.plugins.families.cnn",
     "edgert.plugins.families.seq2seq",
     "edgert.plugins.builtin_devices",

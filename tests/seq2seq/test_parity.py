@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 import edgert
@@ -13,11 +15,16 @@ KINDS = ("t5", "t5v11", "bart", "marian")
 TEXTS = ["the quick brown fox", "a small model runs on the edge of the network", "please"]
 
 
+@functools.cache
+def hf_model(source):
+    return transformers.AutoModelForSeq2SeqLM.from_pretrained(source).eval()
+
+
 def hf_generate(source, text, **kwargs):
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
-    model = transformers.AutoModelForSeq2SeqLM.from_pretrained(source).eval()
+    model = hf_model(source)
     ids = torch.tensor([tokenizer.encode(text).ids])
     with torch.inference_mode():
         out = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)[0].tolist()
@@ -102,3 +109,37 @@ def test_stream_yields_the_generated_text(seq2seq_bundles):
     model = edgert.load(seq2seq_bundles["marian"])
     pieces = list(model.stream(TEXTS[1], max_new_tokens=8))
     assert "".join(pieces) == model.generate(TEXTS[1], max_new_tokens=8).text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"num_beams": 3},
+        {"num_beams": 4, "length_penalty": 0.6, "early_stopping": True},
+        {
+            "num_beams": 2,
+            "length_penalty": 1.4,
+            "early_stopping": "never",
+            "no_repeat_ngram_size": 3,
+        },
+    ],
+    ids=["plain", "early", "never"],
+)
+def test_beam_search_identical_to_transformers(kind, options, seq2seq_sources, seq2seq_bundles):
+    model = edgert.load(seq2seq_bundles[kind])
+    for text in TEXTS:
+        expected = hf_generate(
+            seq2seq_sources[kind], text, max_new_tokens=10, do_sample=False, **options
+        )
+        got = model.generate(text, decoder="beam", max_new_tokens=10, **options)
+        assert list(got.token_ids) == expected, (kind, text, options)
+
+
+def test_beam_width_one_equals_greedy(seq2seq_bundles):
+    model = edgert.load(seq2seq_bundles["t5v11"])
+    for text in TEXTS:
+        greedy = model.generate(text, max_new_tokens=10).token_ids
+        assert (
+            model.generate(text, decoder="beam", num_beams=1, max_new_tokens=10).token_ids == greedy
+        )
