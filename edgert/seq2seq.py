@@ -124,10 +124,12 @@ class Seq2SeqModel:
 
     def stream(
         self, text: str | None = None, *, input_ids: list[int] | None = None,
-        decoder: str = "greedy", truncate: bool = False, stop: tuple[str, ...] = (), **options: Any,
+        decoder: str = "greedy", truncate: bool = False, stop: tuple[str, ...] = (),
+        stats: dict[str, Any] | None = None, **options: Any,
     ) -> Iterator[str]:  # fmt: skip
-        """Yield the answer's text as it is decoded."""
-        yield from self._run(text, input_ids, decoder, truncate, stop, options, [], {})
+        """Yield the answer's text as it is decoded (``stats`` receives the statistics)."""
+        report = {} if stats is None else stats
+        yield from self._run(text, input_ids, decoder, truncate, stop, options, [], report)
 
     def encode_text(self, text: str, *, truncate: bool = False) -> list[int]:
         """Token ids of ``text``, checked against the profile's maximum input length."""

@@ -10,6 +10,7 @@ import datetime as dt
 import platform
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -142,16 +143,18 @@ def _to_onnx(source: TorchSource, shape: tuple[int, ...], opset: int, out_dir: P
     target = out_dir / "model.onnx"
     dummy = torch.zeros(shape)
     try:
-        torch.onnx.export(
-            source.model,
-            (dummy,),
-            str(target),
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-            opset_version=opset,
-            dynamo=False,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # opset 17 needs this exporter
+            torch.onnx.export(
+                source.model,
+                (dummy,),
+                str(target),
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=opset,
+                dynamo=False,
+            )
     except Exception as exc:
         raise ExportError(f"{type(exc).__name__}: {exc}", step="torch-to-onnx") from exc
     finally:

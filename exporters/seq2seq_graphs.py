@@ -20,6 +20,7 @@ later one.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,7 +140,18 @@ def io_names(n: int) -> dict[str, list[str]]:
 
 
 def export_graphs(model: Any, out_dir: Any, opset: int) -> dict[str, Any]:
-    """Export encoder.onnx and decoder.onnx into ``out_dir``; returns their paths."""
+    """Export encoder.onnx and decoder.onnx into ``out_dir``; returns their paths.
+
+    Tracer warnings about the library's cache code are silenced: the traced branches are
+    the general ones (past length > 0, K > 1) and validation checks the others.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _export_graphs(model, out_dir, opset)
+
+
+def _export_graphs(model: Any, out_dir: Any, opset: int) -> dict[str, Any]:
     lay = layout(model)
     names = io_names(lay.layers)
     batch, src, past, new = 1, 5, 2, 3

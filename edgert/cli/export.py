@@ -33,18 +33,22 @@ def _shape(
     type=click.Path(path_type=Path),
     help="Bundle folder [default: <model>-<device>].",
 )
+@click.option("--family", help="Model family [default: seq2seq for Hugging Face models, else cnn].")
+@click.option("--input-shape", callback=_shape, help="Classifiers: input shape, e.g. 1,3,224,224.")
 @click.option(
-    "--family", default="cnn", show_default=True, help="Model family ('edgert plugins list')."
-)
-@click.option("--input-shape", callback=_shape, help="Model input shape, e.g. 1,3,224,224.")
-@click.option(
-    "--calibration", type=click.Path(path_type=Path), help="Images folder, .npy or .npz for int8."
-)
-@click.option(
-    "--eval-data", type=click.Path(path_type=Path), help=".npz with x, y: report accuracy."
+    "--calibration",
+    type=click.Path(path_type=Path),
+    help="Classifiers: images, .npy or .npz for int8.",
 )
 @click.option(
-    "--labels", type=click.Path(path_type=Path), help="Text file with one label per line."
+    "--eval-data", type=click.Path(path_type=Path), help="Classifiers: .npz with x, y for accuracy."
+)
+@click.option("--labels", type=click.Path(path_type=Path), help="Classifiers: one label per line.")
+@click.option("--revision", help="Hugging Face models: hub revision (branch, tag, commit).")
+@click.option(
+    "--validation-text",
+    type=click.Path(path_type=Path),
+    help="Text models: validation inputs, one per line.",
 )
 @click.option(
     "--force", is_flag=True, help="Replace an existing bundle once the new one is complete."
@@ -55,30 +59,20 @@ def _shape(
 @allow_fallback_option
 @devices_dir_option
 @json_option
-def export(
-    source: str,
-    device: str,
-    out: Path | None,
-    family: str,
-    input_shape,
-    calibration,
-    eval_data,
-    labels,
-    force,
-    keep_intermediate,
-    allow_fallback,
-    devices_dir,
-    as_json,
-) -> None:
+def export(source: str, device: str, out: Path | None, family: str | None, input_shape, calibration,
+           eval_data, labels, revision, validation_text, force, keep_intermediate, allow_fallback,
+           devices_dir, as_json) -> None:  # fmt: skip
     """Export SOURCE to a bundle for a device profile, validated against the source.
 
-    SOURCE is package.module:factory, a .pt2 (torch.export) or TorchScript file, or a
-    built-in model (zoo:digits, zoo:mobilenet-v3-small).
+    SOURCE is a Hugging Face model folder or hub id (T5, BART, Marian), a classifier as
+    package.module:factory, a .pt2 (torch.export) or TorchScript file, or a built-in model
+    (zoo:digits, zoo:mobilenet-v3-small, zoo:speller).
 
     \b
     Examples:
       edgert export zoo:digits --device auto
       edgert export zoo:digits --device snapdragon-8-gen3-npu --out digits-npu
+      edgert export ./my-t5 --device x86-avx2-int8 --out t5-int8
       edgert export mypkg.models:build --input-shape 1,3,224,224 \\
           --device x86-avx2-int8 --calibration ./images
     """
@@ -89,63 +83,93 @@ def export(
     if reason and not as_json:
         click.echo(f"device auto -> {profile.id} ({reason})")
     catalog = get_catalog()
+    source = _zoo_path(source)
+    family = family or detect_family(source)
     fam = catalog.families.get(family)
-    if family != "cnn":
-        raise ExportError(
-            f"family {family!r} has no command-line exporter yet", hint="use --family cnn"
-        )
-    from edgert.exporters.cnn import CnnExport
-
-    stem = source.split(":")[-1].split("/")[-1].split(".")[0] or "model"
-    out = out or Path(f"{stem}-{profile.id}")
+    out = out or Path(f"{_stem(source)}-{profile.id}")
     if out.exists() and not force:
         raise ExportError(
             f"output {out} already exists", hint="choose another --out, or pass --force"
         )
-    bundle = fam.exporter_function()(
-        CnnExport(
-            source=source,
-            out=out,
-            input_shape=input_shape,
-            calibration=calibration,
-            eval_data=eval_data,
-            labels=labels,
-            force=force,
-            allow_fallback=allow_fallback,
-            keep_intermediate=keep_intermediate,
-        ),
-        profile,
-        catalog,
-    )
-    manifest = bundle.manifest
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "bundle": str(out),
-                    "device": profile.id,
-                    "precision": manifest["precision"],
-                    "validation": manifest["validation"],
-                    "steps": manifest["steps"],
-                },
-                indent=2,
-            )
+    if family == "cnn":
+        from edgert.exporters.cnn import CnnExport
+
+        options = CnnExport(source=source, out=out, input_shape=input_shape, calibration=calibration,
+                            eval_data=eval_data, labels=labels, force=force,
+                            allow_fallback=allow_fallback, keep_intermediate=keep_intermediate)  # fmt: skip
+    elif family == "seq2seq":
+        from edgert.exporters.seq2seq import Seq2SeqExport
+
+        texts = _lines(validation_text) if validation_text else ()
+        options = Seq2SeqExport(source=source, out=out, revision=revision, force=force,
+                                allow_fallback=allow_fallback, keep_intermediate=keep_intermediate,
+                                validation_texts=texts)  # fmt: skip
+    else:
+        raise ExportError(
+            f"family {family!r} has no command-line exporter", hint="use its Python API"
         )
+    bundle = fam.exporter_function()(options, profile, catalog)
+    _report(bundle.manifest, out, profile.id, as_json)
+
+
+def detect_family(source: str) -> str:
+    """seq2seq for Hugging Face folders and hub ids, cnn for everything else."""
+    folder = Path(source)
+    if (folder / "config.json").is_file():
+        return "seq2seq"
+    looks_like_hub_id = source.count("/") == 1 and ":" not in source and not folder.suffix
+    return "seq2seq" if looks_like_hub_id and not folder.exists() else "cnn"
+
+
+def _zoo_path(source: str) -> str:
+    """``zoo:speller`` is a Hugging Face folder inside the package."""
+    if source == "zoo:speller":
+        from importlib import resources
+
+        return str(resources.files("edgert.exporters.zoo") / "speller" / "model")
+    return source
+
+
+def _stem(source: str) -> str:
+    path = Path(source)
+    if path.name == "model" and path.parent.name:
+        return path.parent.name
+    return source.split(":")[-1].rstrip("/").split("/")[-1].split(".")[0] or "model"
+
+
+def _lines(path: Path) -> tuple[str, ...]:
+    if not path.is_file():
+        raise ExportError(f"validation text file not found: {path}")
+    return tuple(
+        line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    )
+
+
+def _report(manifest: dict, out: Path, device: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"bundle": str(out), "device": device, "family": manifest["family"],
+                               "precision": manifest["precision"], "validation": manifest["validation"],
+                               "quantization": manifest.get("quantization"),
+                               "steps": manifest["steps"]}, indent=2))  # fmt: skip
         return
     v = manifest["validation"]
-    click.echo(f"wrote {out} ({manifest['precision']}, device {profile.id})")
+    click.echo(f"wrote {out} ({manifest['family']}, {manifest['precision']}, device {device})")
     click.echo("steps: " + ", ".join(f"{s['name']} {s['seconds']:.2f}s" for s in manifest["steps"]))
-    line = f"validated on {v['ran_on']}: top-1 agreement {v['top1_agreement']:.2%} over {v['inputs']} inputs, max abs diff {v['max_abs_diff']:.3g}"
-    if "accuracy_exported" in v:
-        line += (
-            f"; accuracy {v['accuracy_source']:.2%} -> {v['accuracy_exported']:.2%}"
-            f" (drop {v['accuracy_drop']:+.2%})"
-        )
-    click.echo(line)
+    if manifest["family"] == "seq2seq":
+        click.echo(f"validated on {v['ran_on']}: next-token agreement {v['next_token_agreement']:.2%} "
+                   f"over {v['positions']} positions, greedy identical {v['greedy_identical']}, "
+                   f"max relative logit diff {v['max_relative_logit_diff']:.3g}")  # fmt: skip
+    else:
+        line = (f"validated on {v['ran_on']}: top-1 agreement {v['top1_agreement']:.2%} over "
+                f"{v['inputs']} inputs, max abs diff {v['max_abs_diff']:.3g}")  # fmt: skip
+        if "accuracy_exported" in v:
+            line += (f"; accuracy {v['accuracy_source']:.2%} -> {v['accuracy_exported']:.2%}"
+                     f" (drop {v['accuracy_drop']:+.2%})")  # fmt: skip
+        click.echo(line)
     quantization = manifest.get("quantization") or {}
     if quantization.get("note"):
         click.echo(f"quantization: {quantization['note']}")
     elif quantization:
         click.echo(
-            f"quantization: {quantization['quantized_nodes']} of {quantization['nodes']} nodes int8"
+            f"quantization: {quantization['quantized_nodes']} of {quantization['nodes']} nodes selected for int8"
         )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -28,67 +30,132 @@ def _read_inputs(path: Path, tail: tuple) -> np.ndarray:
     channels, height, width = tail
     try:
         with Image.open(path) as image:
-            pixels = np.asarray(
-                image.convert("L" if channels == 1 else "RGB").resize((width, height)), np.float32
-            )
+            mode = "L" if channels == 1 else "RGB"
+            pixels = np.asarray(image.convert(mode).resize((width, height)), np.float32)
     except UnidentifiedImageError as exc:
         raise InputError(f"{path} is neither an array (.npy/.npz) nor an image") from exc
     pixels = pixels / 255.0
     return pixels[None, None] if channels == 1 else pixels.transpose(2, 0, 1)[None]
 
 
+def _value(text: str) -> Any:
+    """``-O key=value`` values: JSON when it parses (numbers, true, lists), else a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option(
-    "--input",
-    "-i",
-    "input_path",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="An .npy/.npz batch shaped like the model input, or an image file.",
-)
-@click.option("--top-k", default=3, show_default=True, help="Classes to print per input.")
+@click.argument("text", required=False)
+@click.option("--input", "-i", "input_path", type=click.Path(path_type=Path),
+              help="Classifiers: an .npy/.npz batch or an image file.")  # fmt: skip
+@click.option("--top-k", default=3, show_default=True, help="Classifiers: classes per input.")
+@click.option("--decoder", default="greedy", show_default=True, help="Text: decoding plugin.")
+@click.option("--max-new-tokens", type=int, help="Text: cap on generated tokens.")
+@click.option("--num-beams", type=int, help="Text: beams (with --decoder beam).")
+@click.option("--temperature", type=float, help="Text: sampling temperature.")
+@click.option("--seed", type=int, help="Text: sampling seed.")
+@click.option("--stop", multiple=True, help="Text: stop at this string (repeatable).")
+@click.option("--truncate", is_flag=True, help="Text: cut inputs longer than the profile allows.")
+@click.option("--option", "-O", "extra", multiple=True, metavar="KEY=VALUE",
+              help="Any decoder option, e.g. -O top_p=0.9 -O repetition_penalty=1.2.")  # fmt: skip
+@click.option("--stats", is_flag=True, help="Text: print timing and decoder statistics.")
 @click.option("--device", "-d", help="Run with this profile's providers instead of the bundle's.")
 @click.option("--threads", type=int, help="Intra-op threads (default: the profile's).")
 @allow_fallback_option
 @json_option
-def run(
-    bundle: Path, input_path: Path, top_k: int, device, threads, allow_fallback, as_json
-) -> None:
-    """Run BUNDLE on inputs and print predictions, the provider that ran and the time.
+def run(bundle: Path, text: str | None, input_path: Path | None, top_k: int, decoder: str,
+        max_new_tokens, num_beams, temperature, seed, stop, truncate, extra, stats, device,
+        threads, allow_fallback, as_json) -> None:  # fmt: skip
+    """Run BUNDLE: classify inputs, or generate from TEXT ("-" reads standard input).
 
     \b
     Examples:
       edgert run digits-bundle --input batch.npy
-      edgert run digits-bundle --input seven.png --top-k 1 --json
+      edgert run speller-bundle "teh cat sat on teh mat" --stats
+      edgert run speller-bundle "some text" --decoder beam --num-beams 4
+      echo "some text" | edgert run speller-bundle - --decoder sampling --seed 1
     """
     import edgert
 
     model = edgert.load(bundle, device=device, allow_fallback=allow_fallback, threads=threads)
+    if model.bundle.family == "cnn":
+        if input_path is None:
+            raise InputError(
+                "classifier bundles need --input", hint="--input batch.npy or an image"
+            )
+        _classify(model, input_path, top_k, as_json)
+        return
+    if text is None or text == "-":
+        text = sys.stdin.read()
+    options = {k: v for k, v in (("max_new_tokens", max_new_tokens), ("num_beams", num_beams),
+                                 ("temperature", temperature), ("seed", seed)) if v is not None}  # fmt: skip
+    for item in extra:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"-O expects KEY=VALUE, got {item!r}", hint="e.g. -O top_p=0.9")
+        options[key.strip()] = _value(value)
+    _generate(model, text, decoder, tuple(stop), truncate, options, stats, as_json)
+
+
+def _classify(model: Any, input_path: Path, top_k: int, as_json: bool) -> None:
     x = _read_inputs(input_path, model.input_shape[1:])
     started = time.perf_counter()
     predictions = model.classify(x, top_k=top_k)
     elapsed_ms = (time.perf_counter() - started) * 1000
     info = model.session_info
-    report = {
-        "provider": info.active,
-        "simulated": info.simulated,
-        "fallback": info.fallback,
-        "placement": info.placement,
-        "ms": elapsed_ms,
-        "predictions": [{"labels": p.labels, "scores": p.scores} for p in predictions],
-    }
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json.dumps({
+            "provider": info.active, "simulated": info.simulated, "fallback": info.fallback,
+            "placement": info.placement, "ms": elapsed_ms,
+            "predictions": [{"labels": p.labels, "scores": p.scores} for p in predictions],
+        }, indent=2))  # fmt: skip
         return
     for i, p in enumerate(predictions):
-        click.echo(
-            f"{i}: "
-            + ", ".join(
-                f"{label} {score:.3f}" for label, score in zip(p.labels, p.scores, strict=True)
-            )
-        )
+        pairs = zip(p.labels, p.scores, strict=True)
+        click.echo(f"{i}: " + ", ".join(f"{label} {score:.3f}" for label, score in pairs))
     label = " (simulated: timing not representative)" if info.simulated else ""
     click.echo(f"ran {len(predictions)} input(s) on {info.active}{label} in {elapsed_ms:.2f} ms")
+    _fallback(info)
+
+
+def _generate(model: Any, text: str, decoder: str, stop: tuple[str, ...], truncate: bool,
+              options: dict, stats: bool, as_json: bool) -> None:  # fmt: skip
+    info = model.session_info
+    if as_json:
+        result = model.generate(text, decoder=decoder, stop=stop, truncate=truncate, **options)
+        click.echo(json.dumps({"text": result.text, "token_ids": result.token_ids,
+                               "provider": info.active, "simulated": info.simulated,
+                               "fallback": info.fallback, "stats": result.stats}, indent=2))  # fmt: skip
+        return
+    report: dict = {}
+    for piece in model.stream(
+        text, decoder=decoder, stop=stop, truncate=truncate, stats=report, **options
+    ):
+        click.echo(piece, nl=False)
+    click.echo()
+    if stats:
+        _print_stats(report, info)
+    _fallback(info)
+
+
+def _print_stats(report: dict, info: Any) -> None:
+    sim = " (simulated)" if info.simulated else ""
+    lines = [f"provider {info.active}{sim}; {report.get('new_tokens', 0)} tokens"]
+    if report.get("first_token_ms") is not None:
+        lines.append(f"first token {report['first_token_ms']:.1f} ms")
+    if report.get("per_token_median_ms") is not None:
+        lines.append(f"per token p50 {report['per_token_median_ms']:.2f} ms, "
+                     f"{report['tokens_per_s']:.1f} tokens/s")  # fmt: skip
+    for key in ("target_calls", "drafted", "accepted", "acceptance_rate", "mean_accepted"):
+        if key in report:
+            value = report[key]
+            lines.append(f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}")
+    click.echo("; ".join(lines), err=True)
+
+
+def _fallback(info: Any) -> None:
     for note in info.fallback:
         click.secho(f"fallback: {note}", fg="yellow", err=True)
