@@ -84,9 +84,12 @@ def load(
     """
     from edgert.bundle import open_bundle
     from edgert.catalog import get_catalog
+    from edgert.optimum_folder import is_optimum_folder
     from edgert.profiles import check_against_catalog, parse_profile
 
     catalog = get_catalog()
+    if is_optimum_folder(Path(bundle)):
+        return _load_optimum(Path(bundle), device, allow_fallback, threads)
     opened = open_bundle(bundle)
     family = catalog.families.get(opened.family)
     if device is None:
@@ -96,4 +99,29 @@ def load(
         profile, _ = resolve_device(device)
     return family.runtime_class()(
         opened, profile, catalog, allow_fallback=allow_fallback, threads=threads
+    )
+
+
+def _load_optimum(path: Path, device: Any, allow_fallback: Any, threads: Any) -> Any:
+    """An optimum-cli seq2seq folder, run like a bundle (its files carry no checksums)."""
+    from edgert.bundle import Bundle
+    from edgert.catalog import get_catalog
+    from edgert.optimum_folder import check_folder, generation_defaults
+    from edgert.seq2seq import Seq2SeqModel
+
+    check_folder(path)
+    profile, _ = resolve_device(device or "cpu-generic")
+    manifest = {
+        "format": "optimum",
+        "family": "seq2seq",
+        "verified": False,
+        "precision": "fp32",
+        "generation": generation_defaults(path, profile.export.max_total_length),
+    }
+    return Seq2SeqModel(
+        Bundle(path, manifest),
+        profile,
+        get_catalog(),
+        allow_fallback=allow_fallback,
+        threads=threads,
     )

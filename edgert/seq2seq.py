@@ -71,6 +71,9 @@ class Seq2SeqModel:
     ) -> None:
         from tokenizers import Tokenizer
 
+        if bundle.manifest.get("format") == "optimum":
+            self._init_optimum(bundle, profile, catalog, allow_fallback, threads)
+            return
         self.bundle, self.profile, self.catalog = bundle, profile, catalog
         manifest = bundle.manifest
         self.defaults: dict[str, Any] = manifest["generation"]
@@ -96,7 +99,7 @@ class Seq2SeqModel:
             EmbeddingTable(bundle.file(tables[role]["file"]), tables[role]["scale"])
             for role in ("encoder", "decoder")
         )
-        self.core = Seq2SeqCore(
+        self.core: Any = Seq2SeqCore(
             self.encoder_info.session,
             self.session_info.session,
             (encoder_table, decoder_table),
@@ -104,6 +107,36 @@ class Seq2SeqModel:
             self.defaults["decoder_start_token_id"],
         )
         self.tokenizer = Tokenizer.from_file(str(bundle.file(manifest["tokenizer"])))
+
+    def _init_optimum(
+        self,
+        bundle: Bundle,
+        profile: DeviceProfile,
+        catalog: Catalog,
+        allow_fallback: Any,
+        threads: Any,
+    ) -> None:
+        from tokenizers import Tokenizer
+
+        from edgert.optimum_folder import OptimumCore
+
+        self.bundle, self.profile, self.catalog = bundle, profile, catalog
+        self.defaults = bundle.manifest["generation"]
+        quiet = profile.with_runtime(spinning=False)
+
+        def session(name: str, prof: DeviceProfile) -> Any:
+            return create_session(
+                bundle.path / name, prof, catalog, allow_fallback=allow_fallback, threads=threads
+            )
+
+        self.encoder_info = session("encoder_model.onnx", quiet)
+        first = session("decoder_model.onnx", quiet)
+        self.session_info = session("decoder_with_past_model.onnx", profile)
+        self.core = OptimumCore(
+            self.encoder_info.session, first.session, self.session_info.session,
+            self.defaults["decoder_start_token_id"], self.defaults["vocab_size"],
+        )  # fmt: skip
+        self.tokenizer = Tokenizer.from_file(str(bundle.path / "tokenizer.json"))
 
     @property
     def provider(self) -> str:

@@ -143,3 +143,30 @@ def test_beam_width_one_equals_greedy(seq2seq_bundles):
         assert (
             model.generate(text, decoder="beam", num_beams=1, max_new_tokens=10).token_ids == greedy
         )
+
+
+@pytest.mark.parametrize("kind", ["t5", "bart"])
+def test_optimum_cli_folder_loads_and_matches_greedy(
+    kind, seq2seq_sources, seq2seq_bundles, tmp_path
+):
+    import subprocess
+    import sys
+
+    out = tmp_path / "optimum"
+    command = [sys.executable, "-m", "optimum.commands.optimum_cli", "export", "onnx", "--model",
+               str(seq2seq_sources[kind]), "--task", "text2text-generation-with-past", str(out)]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True)
+    foreign = edgert.load(out)
+    assert foreign.bundle.manifest["verified"] is False
+    ours = edgert.load(seq2seq_bundles[kind])
+    for text in TEXTS:
+        expected = hf_generate(
+            seq2seq_sources[kind], text, max_new_tokens=10, do_sample=False, num_beams=1
+        )
+        assert list(foreign.generate(text, max_new_tokens=10).token_ids) == expected
+        assert (
+            ours.generate(text, max_new_tokens=10).token_ids
+            == foreign.generate(text, max_new_tokens=10).token_ids
+        )
+    beam = foreign.generate(TEXTS[1], decoder="beam", num_beams=3, max_new_tokens=8).token_ids
+    assert beam == ours.generate(TEXTS[1], decoder="beam", num_beams=3, max_new_tokens=8).token_ids
