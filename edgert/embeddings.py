@@ -43,7 +43,10 @@ class EmbeddingTable:
 def save_table(weights: np.ndarray, path: Path, precision: str) -> list[Path]:
     """Write ``weights`` [vocab, dim] at ``precision`` (fp32 | fp16 | int8); returns the files."""
     weights = np.asarray(weights, dtype=np.float32)
-    if precision == "int8":
+    if precision in (
+        "int8",
+        "int4",
+    ):  # int4 bundles keep int8 rows: lookups are not bandwidth-bound
         scale = np.abs(weights).max(axis=1) / 127.0
         scale[scale == 0] = 1.0
         quantized = np.clip(np.rint(weights / scale[:, None]), -127, 127).astype(np.int8)

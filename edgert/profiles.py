@@ -39,7 +39,8 @@ class RuntimeSection:
 class QuantizationSection:
     """Settings of the ``quantize`` export step (ignored for fp32/fp16)."""
 
-    method: Literal["static-qdq", "dynamic", "family-default"] = "family-default"
+    method: Literal["static-qdq", "dynamic", "weight-only", "family-default"] = "family-default"
+    graph_methods: Mapping[str, str] = field(default_factory=dict)  # per graph, e.g. decoder
     recipe: Literal["ort", "qnn"] = "ort"  # qnn: onnxruntime's QNN QDQ config (NPU graphs)
     activation_type: Literal["uint8", "int8", "uint16"] = "uint8"
     weight_type: Literal["int8", "uint8"] = "int8"
@@ -51,6 +52,8 @@ class QuantizationSection:
     min_weight_elements: int = 0  # nodes with smaller weights stay float (Q/DQ would cost more)
     keep_float_ops: tuple[str, ...] = ()  # op types always left in float (e.g. HardSwish)
     float_outputs: tuple[str, ...] = ()  # op types whose outputs stay float (e.g. logits Gemm)
+    block_size: int = 32  # weight-only: weights per scale (MatMulNBits)
+    accuracy_level: int = 4  # weight-only: 4 = int8 compute (VNNI / dot-product), 0 = fp32
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,9 @@ class Seq2SeqModel:
         """Generate a whole answer. Options are the decoder's (``max_new_tokens``, ...)."""
         ids: list[int] = []
         stats: dict[str, Any] = {}
-        pieces = self._run(text, input_ids, decoder, truncate, stop, options, ids, stats)
+        pieces = self._run(
+            text, input_ids, decoder, truncate, stop, options, ids, stats, streaming=False
+        )
         text_out = "".join(pieces)
         return Generation(text_out, tuple(ids), stats)
 
@@ -214,6 +216,7 @@ class Seq2SeqModel:
     def _run(
         self, text: str | None, input_ids: list[int] | None, decoder: str, truncate: bool,
         stop: tuple[str, ...], options: dict[str, Any], ids_out: list[int], stats: dict[str, Any],
+        streaming: bool = True,
     ) -> Iterator[str]:  # fmt: skip
         if (text is None) == (input_ids is None):
             raise InputError("pass either text or input_ids", hint="generate('some text')")
@@ -227,24 +230,55 @@ class Seq2SeqModel:
             stop = (stop,)
         started = time.perf_counter()
         stamps: list[float] = []
-        emitted = ""
+        text_out = _Detokenizer(self.tokenizer)
         for token in strategy.decode(self.core, ids, parsed):
             stamps.append(time.perf_counter())
             ids_out.append(token)
-            text_now = self.tokenizer.decode(ids_out, skip_special_tokens=True)
-            cut = _stop_at(text_now, stop)
-            piece = text_now[len(emitted) : cut]
+            if not (streaming or stop):
+                continue
+            piece = text_out.add(token)
+            cut = _stop_at(text_out.text, stop)
+            if cut is not None:
+                piece = piece[: max(0, len(piece) - (len(text_out.text) - cut))]
             if piece:
-                emitted += piece
                 yield piece
             if cut is not None:
                 break
+        if not (streaming or stop):
+            yield self.tokenizer.decode(ids_out, skip_special_tokens=True)
         stats.update(_stats(started, stamps, strategy))
 
     def __repr__(self) -> str:
         return (
             f"Seq2SeqModel({self.bundle.path}, device={self.profile.id}, provider={self.provider})"
         )
+
+
+class _Detokenizer:
+    """Incremental decoding: each token re-decodes only a short window, not the whole text.
+
+    Pieces are emitted once they decode cleanly (a partial UTF-8 character decodes to the
+    replacement character and is held back until the next token completes it).
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.prefix = 0  # window start
+        self.read = 0  # tokens already turned into text
+        self.text = ""
+
+    def add(self, token: int) -> str:
+        self.ids.append(token)
+        decode = self.tokenizer.decode
+        before = decode(self.ids[self.prefix : self.read], skip_special_tokens=True)
+        now = decode(self.ids[self.prefix :], skip_special_tokens=True)
+        if len(now) <= len(before) or now.endswith("\ufffd"):
+            return ""
+        piece = now[len(before) :]
+        self.prefix, self.read = self.read, len(self.ids)
+        self.text += piece
+        return piece
 
 
 def _stop_at(text: str, stop: tuple[str, ...]) -> int | None:

@@ -79,8 +79,9 @@ class ExportContext:
 
     @property
     def quantization_method(self) -> str:
-        """The profile's method, or the family's default when the profile leaves it open."""
-        method = self.profile.export.quantization.method
+        """This graph's method: per-graph override, the profile's, or the family's default."""
+        q = self.profile.export.quantization
+        method = q.graph_methods.get(self.role, q.method)
         return self.family.quantization if method == "family-default" else method
 
 

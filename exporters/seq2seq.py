@@ -225,7 +225,10 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
 
 def _precision(final: dict[str, Artifact], profile: DeviceProfile) -> str:
     precisions = {a.precision for a in final.values()}
-    return "int8" if "int8" in precisions else ("fp16" if "fp16" in precisions else "fp32")
+    for precision in ("int4", "int8", "fp16"):
+        if precision in precisions:
+            return precision
+    return "fp32"
 
 
 def _manifest(

@@ -68,7 +68,8 @@ def _reference(
 def _core(artifacts: dict[str, Artifact], ctx: ExportContext) -> tuple[Seq2SeqCore, str]:
     encoder, where = validation_session(artifacts["encoder"].path, ctx)
     decoder, _ = validation_session(artifacts["decoder"].path, ctx)
-    precision = "int8" if any(a.precision == "int8" for a in artifacts.values()) else "fp32"
+    precisions = {a.precision for a in artifacts.values()}
+    precision = "int8" if precisions & {"int8", "int4"} else "fp32"  # embedding table precision
     paths = {}
     for name, weights in ctx.extra["tables"].items():
         paths[name] = ctx.workdir / f"validate-{name}.npy"
@@ -91,7 +92,7 @@ def validate_seq2seq(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
     model, defaults = ctx.extra["model"], ctx.extra["defaults"]
     core, where = _core(artifacts, ctx)
     start, eos = defaults["decoder_start_token_id"], set(defaults["eos_token_ids"])
-    precision = sorted({a.precision for a in artifacts.values()})[-1]
+    precision = _overall(artifacts)
     agree = total = 0
     worst = 0.0
     greedy_equal = True
@@ -115,6 +116,11 @@ def validate_seq2seq(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
     }
     _check(result, precision)
     return result
+
+
+def _overall(artifacts: dict[str, Artifact]) -> str:
+    precisions = {a.precision for a in artifacts.values()}
+    return next((p for p in ("int4", "int8", "fp16") if p in precisions), "fp32")
 
 
 def _greedy(core: Seq2SeqCore, ids: list[int], steps: int, eos: set[int]) -> list[int]:

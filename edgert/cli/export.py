@@ -167,9 +167,12 @@ def _report(manifest: dict, out: Path, device: str, as_json: bool) -> None:
                      f" (drop {v['accuracy_drop']:+.2%})")  # fmt: skip
         click.echo(line)
     quantization = manifest.get("quantization") or {}
-    if quantization.get("note"):
-        click.echo(f"quantization: {quantization['note']}")
-    elif quantization:
-        click.echo(
-            f"quantization: {quantization['quantized_nodes']} of {quantization['nodes']} nodes selected for int8"
-        )
+    per_graph = {"model": quantization} if "nodes" in quantization else quantization
+    for role, q in per_graph.items():
+        where = "" if role == "model" else f" {role}"
+        if q.get("note"):
+            click.echo(f"quantization{where}: {q['note']}")
+        else:
+            click.echo(
+                f"quantization{where}: {q['method']}, {q['quantized_nodes']} of {q['nodes']} nodes"
+            )
