@@ -43,6 +43,7 @@ class QuantizationSection:
     graph_methods: Mapping[str, str] = field(default_factory=dict)  # per graph, e.g. decoder
     recipe: Literal["ort", "qnn"] = "ort"  # qnn: onnxruntime's QNN QDQ config (NPU graphs)
     activation_type: Literal["uint8", "int8", "uint16"] = "uint8"
+    graph_activation_types: Mapping[str, str] = field(default_factory=dict)  # per graph role
     weight_type: Literal["int8", "uint8"] = "int8"
     per_channel: bool = True
     calibration: Literal["minmax", "entropy", "percentile"] = "minmax"

@@ -19,6 +19,7 @@ from edgert.errors import InputError, UnknownNameError
 from edgert.providers import create_session
 from edgert.schema import build
 from edgert.seq2seq_core import Layout, Seq2SeqCore
+from edgert.seq2seq_static_core import StaticSeq2SeqCore
 
 if TYPE_CHECKING:
     from edgert.bundle import Bundle
@@ -99,13 +100,19 @@ class Seq2SeqModel:
             EmbeddingTable(bundle.file(tables[role]["file"]), tables[role]["scale"])
             for role in ("encoder", "decoder")
         )
-        self.core: Any = Seq2SeqCore(
-            self.encoder_info.session,
-            self.session_info.session,
-            (encoder_table, decoder_table),
-            Layout(**manifest["layout"]),
-            self.defaults["decoder_start_token_id"],
-        )
+        sessions = (self.encoder_info.session, self.session_info.session)
+        start = self.defaults["decoder_start_token_id"]
+        static = manifest.get("static")
+        if static:
+            self.core: Any = StaticSeq2SeqCore(
+                *sessions, (encoder_table, decoder_table), Layout(**manifest["layout"]), start,
+                static["source_length"], static["max_total_length"],
+                np.load(bundle.file(static["bias"]), allow_pickle=False),
+            )  # fmt: skip
+        else:
+            self.core = Seq2SeqCore(
+                *sessions, (encoder_table, decoder_table), Layout(**manifest["layout"]), start
+            )
         self.tokenizer = Tokenizer.from_file(str(bundle.file(manifest["tokenizer"])))
 
     def _init_optimum(

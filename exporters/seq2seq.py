@@ -24,7 +24,13 @@ from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
 from edgert.embeddings import save_table
 from edgert.errors import ExportError
 from edgert.exporters.pipeline import Artifact, ExportContext, run_steps
+from edgert.exporters.seq2seq_calibrate import calibration_traces
 from edgert.exporters.seq2seq_graphs import export_graphs, io_names, layout
+from edgert.exporters.seq2seq_static import (
+    check_supported,
+    export_static_graphs,
+    relative_bias_table,
+)
 from edgert.exporters.seq2seq_validate import validate_seq2seq
 from edgert.profiles import check_steps
 
@@ -46,6 +52,7 @@ class Seq2SeqExport:
     allow_fallback: bool | None = None
     keep_intermediate: Path | None = None
     validation_texts: tuple[str, ...] = ()  # inputs for validation; default: token samples
+    calibration_texts: tuple[str, ...] = ()  # static (NPU) QDQ: decode these to calibrate
 
 
 def load_model(source: str, revision: str | None = None) -> Any:
@@ -186,13 +193,25 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
         workdir = Path(tmp)
         first_dir = workdir / "00-torch-to-onnx"
         first_dir.mkdir()
+        static = _static_settings(model, profile)
         try:
-            paths = export_graphs(model, first_dir, profile.export.opset)
+            if static:
+                paths = export_static_graphs(
+                    model,
+                    first_dir,
+                    static["source_length"],
+                    static["max_total_length"],
+                    profile.export.opset,
+                )
+            else:
+                paths = export_graphs(model, first_dir, profile.export.opset)
         except ExportError:
             raise
         except Exception as exc:
             raise ExportError(f"{type(exc).__name__}: {exc}", step="torch-to-onnx") from exc
         tables, roles = embedding_tables(model)
+        if static:
+            static["bias"] = relative_bias_table(model, static["max_total_length"])
         ctx = ExportContext(
             profile=profile,
             catalog=catalog,
@@ -207,8 +226,11 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
                 "tokenizer_json": tokenizer_json,
                 "defaults": defaults,
                 "texts": options.validation_texts,
+                "static": static,
             },
         )
+        if static:
+            ctx.per_graph = calibration_traces(paths, ctx, options.calibration_texts)
         first = {role: Artifact(path, "fp32", profile.export.opset) for role, path in paths.items()}
         final = run_steps(first, ctx)
         if options.keep_intermediate:
@@ -219,8 +241,21 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
         for name, weights in tables.items():
             save_table(weights, staging / f"{name}.npy", precision)
         (staging / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+        if static:
+            np.save(staging / "self_bias.npy", static["bias"].astype(np.float32))
         write_manifest(staging, _manifest(options, model, profile, final, ctx, defaults, roles))
     return open_bundle(options.out)
+
+
+def _static_settings(model: Any, profile: DeviceProfile) -> dict[str, Any] | None:
+    """Bucket sizes for static-shape profiles (NPUs), or None."""
+    if not profile.export.static_shapes:
+        return None
+    check_supported(model)
+    return {
+        "source_length": profile.export.max_input_length,
+        "max_total_length": profile.export.max_total_length,
+    }
 
 
 def _precision(final: dict[str, Artifact], profile: DeviceProfile) -> str:
@@ -282,6 +317,12 @@ def _manifest(
         "validation": ctx.report["validation"],
         "quantization": ctx.report.get("quantization"),
         "steps": ctx.report["steps"],
+        "static": (
+            {k: v for k, v in ctx.extra["static"].items() if k != "bias"}
+            | {"bias": "self_bias.npy"}
+            if ctx.extra["static"]
+            else None
+        ),
         "provenance": {
             "source": options.source,
             "revision": options.revision,

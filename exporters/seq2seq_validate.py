@@ -23,6 +23,7 @@ from edgert.exporters.pipeline import Artifact, ExportContext
 from edgert.exporters.seq2seq_graphs import layout
 from edgert.exporters.validation import validation_session
 from edgert.seq2seq_core import Layout, Seq2SeqCore
+from edgert.seq2seq_static_core import StaticSeq2SeqCore
 
 FP32_RELATIVE_ATOL = 1e-3
 MIN_AGREEMENT = 0.90
@@ -65,7 +66,7 @@ def _reference(
     return tokens[1:], forced[0].float().numpy()
 
 
-def _core(artifacts: dict[str, Artifact], ctx: ExportContext) -> tuple[Seq2SeqCore, str]:
+def _core(artifacts: dict[str, Artifact], ctx: ExportContext) -> tuple[Any, str]:
     encoder, where = validation_session(artifacts["encoder"].path, ctx)
     decoder, _ = validation_session(artifacts["decoder"].path, ctx)
     precisions = {a.precision for a in artifacts.values()}
@@ -79,11 +80,16 @@ def _core(artifacts: dict[str, Artifact], ctx: ExportContext) -> tuple[Seq2SeqCo
         for name, scale in (ctx.extra["roles"]["encoder"], ctx.extra["roles"]["decoder"])
     )
     lay = layout(ctx.extra["model"])
-    core = Seq2SeqCore(
-        encoder.session, decoder.session, (enc, dec),
-        Layout(lay.layers, lay.heads, lay.head_dim, lay.d_model, lay.vocab),
-        ctx.extra["defaults"]["decoder_start_token_id"],
-    )  # fmt: skip
+    sizes = Layout(lay.layers, lay.heads, lay.head_dim, lay.d_model, lay.vocab)
+    start = ctx.extra["defaults"]["decoder_start_token_id"]
+    static = ctx.extra.get("static")
+    if static:
+        core: Any = StaticSeq2SeqCore(
+            encoder.session, decoder.session, (enc, dec), sizes, start,
+            static["source_length"], static["max_total_length"], static["bias"],
+        )  # fmt: skip
+    else:
+        core = Seq2SeqCore(encoder.session, decoder.session, (enc, dec), sizes, start)
     return core, where
 
 
@@ -123,7 +129,7 @@ def _overall(artifacts: dict[str, Artifact]) -> str:
     return next((p for p in ("int4", "int8", "fp16") if p in precisions), "fp32")
 
 
-def _greedy(core: Seq2SeqCore, ids: list[int], steps: int, eos: set[int]) -> list[int]:
+def _greedy(core: Any, ids: list[int], steps: int, eos: set[int]) -> list[int]:
     logits = core.start(ids)[-1]
     tokens = []
     for _ in range(steps):

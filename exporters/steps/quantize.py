@@ -30,17 +30,23 @@ _REDUCE_RANGE = {"avx2": True, "avx512-vnni": False, "arm64": False, "any": Fals
 
 
 class _Reader:
-    """Feeds calibration samples one at a time (ORT's CalibrationDataReader protocol)."""
+    """Feeds calibration samples one at a time (ORT's CalibrationDataReader protocol).
 
-    def __init__(self, name: str, data: np.ndarray, batch: int) -> None:
-        self._batches: Iterator[np.ndarray] = iter(
-            data[i : i + batch] for i in range(0, len(data) - batch + 1, batch)
-        )
-        self.name = name
+    ``data`` is an array of single-input samples, or a list of complete feed dicts for
+    graphs with several inputs (decoder steps recorded while decoding sample text).
+    """
+
+    def __init__(self, name: str, data: Any, batch: int) -> None:
+        if isinstance(data, list):
+            self._batches: Iterator[Any] = iter(data)
+        else:
+            self._batches = iter(
+                {name: np.ascontiguousarray(data[i : i + batch], np.float32)}
+                for i in range(0, len(data) - batch + 1, batch)
+            )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        batch = next(self._batches, None)
-        return None if batch is None else {self.name: np.ascontiguousarray(batch, np.float32)}
+        return next(self._batches, None)
 
     def rewind(self) -> None:  # pragma: no cover - not used by single-pass calibrators
         pass
@@ -65,7 +71,10 @@ class Quantize:
             "quantized_nodes": len(selected),
             "nodes": total,
         }
-        ctx.report["quantization"] = report
+        if ctx.role == "model":
+            ctx.report["quantization"] = report
+        else:  # one report per graph of the bundle
+            ctx.report.setdefault("quantization", {})[ctx.role] = report
         if not selected:
             report["note"] = (
                 "no node passes the profile's int8 selection (op_types / min_weight_elements); "
@@ -97,7 +106,11 @@ class Quantize:
             block_size=q.block_size,
             is_symmetric=True,
             accuracy_level=q.accuracy_level,
-            nodes_to_include=[n.name for n in model.graph.node if n.name in set(selected) and n.op_type == "MatMul"],
+            nodes_to_include=[
+                n.name
+                for n in model.graph.node
+                if n.name in set(selected) and n.op_type == "MatMul"
+            ],
         )
         quantizer.process()
         quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
@@ -128,6 +141,8 @@ class Quantize:
         dims = model.graph.input[0].type.tensor_type.shape.dim
         batch = dims[0].dim_value if dims and dims[0].HasField("dim_value") else 1
         samples = ctx.calibration[: ctx.profile.export.quantization.calibration_samples]
+        if isinstance(samples, list):
+            batch = 1
         if len(samples) < batch:
             raise ExportError(
                 f"{len(samples)} calibration samples are fewer than the fixed batch {batch}",
@@ -152,7 +167,7 @@ class Quantize:
             str(target),
             reader,
             quant_format=QuantFormat.QDQ,
-            activation_type=_qtype(q.activation_type),
+            activation_type=_qtype(q.graph_activation_types.get(ctx.role, q.activation_type)),
             weight_type=_qtype(q.weight_type),
             per_channel=q.per_channel,
             reduce_range=_REDUCE_RANGE[q.isa],
@@ -175,7 +190,7 @@ class Quantize:
         config = get_qnn_qdq_config(
             str(source),
             reader,
-            activation_type=_qtype(q.activation_type),
+            activation_type=_qtype(q.graph_activation_types.get(ctx.role, q.activation_type)),
             weight_type=_qtype(q.weight_type),
             per_channel=q.per_channel,
             calibrate_method=_calibration(q.calibration),

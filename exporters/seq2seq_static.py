@@ -1,0 +1,151 @@
+"""Static-shape seq2seq graphs for NPUs (QNN HTP, OpenVINO NPU): T5 family.
+
+NPUs compile a graph once for fixed shapes, so nothing may grow:
+
+    encoder:  inputs_embeds [1, S, D], attention_mask [1, S]   (S = the profile's
+              max_input_length bucket; inputs are padded)  -> cross_k_i, cross_v_i [1, H, S, Dh]
+    decoder:  inputs_embeds [1, 1, D], self_bias [1, H, 1, M + 1], cross_bias [1, 1, 1, S],
+              past_k_i, past_v_i [1, H, M, Dh] (fixed-size buffers, M = max_total_length),
+              cross_k_i, cross_v_i -> logits [1, 1, V], new_k_i, new_v_i [1, H, 1, Dh]
+
+The runtime writes each step's new K/V into buffer slot ``position`` and passes the
+relative-position bias plus the validity mask as ``self_bias``, computed outside the graph:
+T5's bucketing uses ``Log``, which the HTP rejects. Rollback is free: slots past the
+current length are masked.
+
+The decoder step is written here from the model's weights (not by tracing the library),
+because the library's cache appends keys and would give the new key the wrong relative
+position inside a fixed-size buffer.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgert.errors import ExportError
+from edgert.exporters.seq2seq_graphs import EncoderGraph, layout
+
+
+def check_supported(model: Any) -> None:
+    """Static export exists for the T5 family (the embedded model is one)."""
+    if model.config.model_type not in ("t5", "mt5"):
+        raise ExportError(
+            f"static-shape (NPU) export supports T5-family models; this is {model.config.model_type!r}",
+            hint="export BART/Marian for a CPU or GPU profile (e.g. --device x86-avx2-int8)",
+        )
+
+
+def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    variance = x.pow(2).mean(-1, keepdim=True)
+    return weight * (x * torch.rsqrt(variance + eps))
+
+
+class StaticT5Decoder(torch.nn.Module):
+    """One T5 decoder step over fixed-size self-attention buffers."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+        self.lay = layout(model)
+        self.eps = model.config.layer_norm_epsilon
+        self.gated = model.config.is_gated_act
+        self.tied = model.config.tie_word_embeddings
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(1, -1, self.lay.heads, self.lay.head_dim).transpose(1, 2)
+
+    def _attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
+    ) -> torch.Tensor:
+        scores = torch.matmul(q, k.transpose(-1, -2)) + bias  # T5 does not scale by sqrt(d)
+        out = torch.matmul(torch.softmax(scores, dim=-1), v)
+        return out.transpose(1, 2).reshape(1, -1, self.lay.heads * self.lay.head_dim)
+
+    def _ff(self, block: Any, x: torch.Tensor) -> torch.Tensor:
+        dense = block.layer[2].DenseReluDense
+        hidden = dense.act(dense.wi_0(x)) * dense.wi_1(x) if self.gated else dense.act(dense.wi(x))
+        return dense.wo(hidden)
+
+    def forward(self, inputs_embeds, self_bias, cross_bias, *kv):
+        n = self.lay.layers
+        past, cross = kv[: 2 * n], kv[2 * n :]
+        h = inputs_embeds
+        new = []
+        for i, block in enumerate(self.model.get_decoder().block):
+            attn = block.layer[0].SelfAttention
+            x = _rms(h, block.layer[0].layer_norm.weight, self.eps)
+            q, k, v = self._heads(attn.q(x)), self._heads(attn.k(x)), self._heads(attn.v(x))
+            keys = torch.cat([past[2 * i], k], dim=2)
+            values = torch.cat([past[2 * i + 1], v], dim=2)
+            h = h + attn.o(self._attend(q, keys, values, self_bias))
+            cross_attn = block.layer[1].EncDecAttention
+            x = _rms(h, block.layer[1].layer_norm.weight, self.eps)
+            q = self._heads(cross_attn.q(x))
+            h = h + cross_attn.o(self._attend(q, cross[2 * i], cross[2 * i + 1], cross_bias))
+            x = _rms(h, block.layer[2].layer_norm.weight, self.eps)
+            h = h + self._ff(block, x)
+            new += [k, v]
+        h = _rms(h, self.model.get_decoder().final_layer_norm.weight, self.eps)
+        if self.tied:
+            h = h * (self.lay.d_model**-0.5)
+        return (self.model.lm_head(h), *new)
+
+
+def relative_bias_table(model: Any, max_total: int) -> np.ndarray:
+    """Self-attention bias ``[H, M + 1, M + 1]``: entry (query i, key j) for real positions.
+
+    Computed once at export with the model's own bucketing, stored in the bundle; the
+    runtime picks row ``position`` and adds the validity mask.
+    """
+    attn = model.get_decoder().block[0].layer[0].SelfAttention
+    with torch.inference_mode():
+        bias = attn.compute_bias(max_total + 1, max_total + 1)  # [1, H, q, k]
+    return bias[0].float().numpy()
+
+
+def export_static_graphs(
+    model: Any, out_dir: Path, source_len: int, max_total: int, opset: int
+) -> dict:
+    """Export static encoder.onnx and decoder.onnx; returns their paths."""
+    check_supported(model)
+    lay = layout(model)
+    encoder_path, decoder_path = out_dir / "encoder.onnx", out_dir / "decoder.onnx"
+    pairs = [f"{kind}_{i}" for i in range(lay.layers) for kind in ("k", "v")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            EncoderGraph(model).eval(),
+            (torch.randn(1, source_len, lay.d_model), torch.ones(1, source_len, dtype=torch.int64)),
+            str(encoder_path),
+            input_names=["inputs_embeds", "attention_mask"],
+            output_names=[f"cross_{p}" for p in pairs],
+            opset_version=opset,
+            dynamo=False,
+        )
+        buffers = [torch.zeros(1, lay.heads, max_total, lay.head_dim) for _ in pairs]
+        cross = [torch.randn(1, lay.heads, source_len, lay.head_dim) for _ in pairs]
+        torch.onnx.export(
+            StaticT5Decoder(model).eval(),
+            (
+                torch.randn(1, 1, lay.d_model),
+                torch.zeros(1, lay.heads, 1, max_total + 1),
+                torch.zeros(1, 1, 1, source_len),
+                *buffers,
+                *cross,
+            ),
+            str(decoder_path),
+            input_names=["inputs_embeds", "self_bias", "cross_bias"]
+            + [f"past_{p}" for p in pairs]
+            + [f"cross_{p}" for p in pairs],
+            output_names=["logits"] + [f"new_{p}" for p in pairs],
+            opset_version=opset,
+            dynamo=False,
+        )
+    model.eval()
+    return {"encoder": encoder_path, "decoder": decoder_path}
