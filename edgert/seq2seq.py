@@ -114,6 +114,7 @@ class Seq2SeqModel:
                 *sessions, (encoder_table, decoder_table), Layout(**manifest["layout"]), start
             )
         self.tokenizer = Tokenizer.from_file(str(bundle.file(manifest["tokenizer"])))
+        self.core.vocab_signature = _vocab_signature(self.tokenizer)
 
     def _init_optimum(
         self,
@@ -144,6 +145,7 @@ class Seq2SeqModel:
             self.defaults["decoder_start_token_id"], self.defaults["vocab_size"],
         )  # fmt: skip
         self.tokenizer = Tokenizer.from_file(str(bundle.path / "tokenizer.json"))
+        self.core.vocab_signature = _vocab_signature(self.tokenizer)
 
     @property
     def provider(self) -> str:
@@ -259,6 +261,15 @@ class Seq2SeqModel:
         return (
             f"Seq2SeqModel({self.bundle.path}, device={self.profile.id}, provider={self.provider})"
         )
+
+
+def _vocab_signature(tokenizer: Any) -> str:
+    """A hash of token -> id: drafts and targets must agree on it exactly."""
+    import hashlib
+    import json
+
+    vocab = json.dumps(sorted(tokenizer.get_vocab(with_added_tokens=True).items()))
+    return hashlib.sha256(vocab.encode()).hexdigest()
 
 
 class _Detokenizer:

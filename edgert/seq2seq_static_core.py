@@ -22,6 +22,8 @@ MASKED = -1.0e4  # zeroes a softmax weight; small enough for 16-bit QDQ activati
 class StaticSeq2SeqCore:
     """Batch-1 ``StepModel`` over static graphs (one new token per decoder call)."""
 
+    multi_token_step = False  # K tokens cost K calls: drafting cannot save calls here
+
     def __init__(
         self, encoder: Any, decoder: Any, tables: tuple[EmbeddingTable, EmbeddingTable],
         layout: Layout, decoder_start: int, source_len: int, max_total: int, bias_table: np.ndarray,

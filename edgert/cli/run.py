@@ -57,6 +57,7 @@ def _value(text: str) -> Any:
 @click.option("--num-beams", type=int, help="Text: beams (with --decoder beam).")
 @click.option("--temperature", type=float, help="Text: sampling temperature.")
 @click.option("--seed", type=int, help="Text: sampling seed.")
+@click.option("--draft", type=click.Path(path_type=Path), help="Text: draft bundle (--decoder speculative).")
 @click.option("--stop", multiple=True, help="Text: stop at this string (repeatable).")
 @click.option("--truncate", is_flag=True, help="Text: cut inputs longer than the profile allows.")
 @click.option("--option", "-O", "extra", multiple=True, metavar="KEY=VALUE",
@@ -67,7 +68,7 @@ def _value(text: str) -> Any:
 @allow_fallback_option
 @json_option
 def run(bundle: Path, text: str | None, input_path: Path | None, top_k: int, decoder: str,
-        max_new_tokens, num_beams, temperature, seed, stop, truncate, extra, stats, device,
+        max_new_tokens, num_beams, temperature, seed, draft, stop, truncate, extra, stats, device,
         threads, allow_fallback, as_json) -> None:  # fmt: skip
     """Run BUNDLE: classify inputs, or generate from TEXT ("-" reads standard input).
 
@@ -76,6 +77,8 @@ def run(bundle: Path, text: str | None, input_path: Path | None, top_k: int, dec
       edgert run digits-bundle --input batch.npy
       edgert run speller-bundle "teh cat sat on teh mat" --stats
       edgert run speller-bundle "some text" --decoder beam --num-beams 4
+      edgert run speller-bundle "teh cat" --decoder aggressive --stats
+      edgert run speller-bundle "teh cat" --decoder speculative --draft speller-draft
       echo "some text" | edgert run speller-bundle - --decoder sampling --seed 1
     """
     import edgert
@@ -91,7 +94,8 @@ def run(bundle: Path, text: str | None, input_path: Path | None, top_k: int, dec
     if text is None or text == "-":
         text = sys.stdin.read()
     options = {k: v for k, v in (("max_new_tokens", max_new_tokens), ("num_beams", num_beams),
-                                 ("temperature", temperature), ("seed", seed)) if v is not None}  # fmt: skip
+                                 ("temperature", temperature), ("seed", seed),
+                                 ("draft", str(draft) if draft else None)) if v is not None}  # fmt: skip
     for item in extra:
         key, sep, value = item.partition("=")
         if not sep:

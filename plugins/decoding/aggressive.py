@@ -1,0 +1,99 @@
+"""Input-guided aggressive decoding: draft the span of the input aligned with the output.
+
+For tasks whose output mostly copies the input (spelling and grammar correction, post
+editing), the next output tokens are usually the next input tokens. The draft is the input
+span after the aligned position; after a mismatch the alignment is found again by looking
+up the last few output tokens in the input. Verified by the shared core, so the tokens are
+exactly greedy's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from edgert.decoding import DecodingOptions
+from edgert.errors import InputError
+from edgert.hookspecs import hookimpl
+from edgert.speculation import AdaptiveK, SpeculationStats, check_model, speculate
+
+
+@dataclass(frozen=True)
+class AggressiveOptions(DecodingOptions):
+    """Draft length bounds and how many output tokens re-align after a mismatch."""
+
+    draft_tokens: int = 8  # starting K
+    min_draft_tokens: int = 2
+    max_draft_tokens: int = 24
+    align_ngram: int = 2  # output tokens matched in the input to re-align
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.min_draft_tokens <= self.draft_tokens <= self.max_draft_tokens:
+            raise InputError(
+                "draft lengths must satisfy 1 <= min_draft_tokens <= draft_tokens <= max_draft_tokens, "
+                f"got {self.min_draft_tokens}, {self.draft_tokens}, {self.max_draft_tokens}"
+            )
+        if self.align_ngram < 1:
+            raise InputError(f"align_ngram must be >= 1, got {self.align_ngram}")
+
+
+@dataclass
+class InputAligner:
+    """Tracks where in the input the output currently is."""
+
+    ngram: int
+    source: list[int] = field(default_factory=list)
+    position: int = 0  # next input index expected to be copied
+
+    def reset(self, input_ids: Sequence[int]) -> None:
+        self.source, self.position = list(input_ids), 0
+
+    def propose(self, generated: Sequence[int], k: int) -> list[int]:
+        return self.source[self.position : self.position + k] if k > 0 else []
+
+    def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
+        if drafted and accepted == drafted:
+            self.position += accepted
+            return
+        self.position = self._realign(generated)
+
+    def _realign(self, generated: Sequence[int]) -> int:
+        """Index after the latest input occurrence of the output's last tokens."""
+        for n in range(min(self.ngram, len(generated)), 0, -1):
+            tail = list(generated[-n:])
+            for start in range(len(self.source) - n, -1, -1):
+                if self.source[start : start + n] == tail:
+                    return start + n
+        return self.position
+
+
+class AggressiveDecoder:
+    """Input-guided aggressive decoding (lossless under greedy)."""
+
+    name: ClassVar[str] = "aggressive"
+    Options: ClassVar[type] = AggressiveOptions
+
+    def __init__(self) -> None:
+        self.stats: dict[str, Any] = {}
+
+    def decode(
+        self, model: Any, input_ids: Sequence[int], options: AggressiveOptions
+    ) -> Iterator[int]:
+        """Greedy-identical tokens, drafted from the input."""
+        check_model(model, self.name)
+        counters = SpeculationStats()
+        k = AdaptiveK(options.draft_tokens, options.min_draft_tokens, options.max_draft_tokens)
+        try:
+            yield from speculate(
+                model, input_ids, options, InputAligner(options.align_ngram), k, counters
+            )
+        finally:
+            self.stats = counters.as_dict()
+
+
+@hookimpl
+def register_decoders(register):
+    """Register aggressive decoding."""
+    register(AggressiveDecoder)

@@ -1,0 +1,108 @@
+"""Prompt-lookup decoding: draft what followed the latest match of the output's last n-gram.
+
+The longest suffix of the output (``max_ngram`` down to 1 tokens) is looked up in the
+input and in the output so far; the tokens that followed its most recent occurrence are
+the draft. With ``trigram_stats`` (after ADED), continuations seen more often win over the
+most recent one. Verified by the shared core, so the tokens are exactly greedy's.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from edgert.decoding import DecodingOptions
+from edgert.errors import InputError
+from edgert.hookspecs import hookimpl
+from edgert.speculation import AdaptiveK, SpeculationStats, check_model, speculate
+
+
+@dataclass(frozen=True)
+class LookupOptions(DecodingOptions):
+    """n-gram sizes and draft length bounds."""
+
+    max_ngram: int = 3  # longest suffix matched first
+    min_ngram: int = 1
+    draft_tokens: int = 8
+    min_draft_tokens: int = 2
+    max_draft_tokens: int = 16
+    trigram_stats: bool = False  # prefer frequent continuations (ADED); False = most recent
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.min_ngram <= self.max_ngram:
+            raise InputError(
+                f"need 1 <= min_ngram <= max_ngram, got {self.min_ngram}, {self.max_ngram}"
+            )
+        if not 1 <= self.min_draft_tokens <= self.draft_tokens <= self.max_draft_tokens:
+            raise InputError("need 1 <= min_draft_tokens <= draft_tokens <= max_draft_tokens")
+
+
+@dataclass
+class NgramLookup:
+    """Drafts from earlier occurrences of the current suffix."""
+
+    options: LookupOptions
+    source: list[int] = field(default_factory=list)
+    counts: dict[tuple[int, int], Counter] = field(default_factory=lambda: defaultdict(Counter))
+
+    def reset(self, input_ids: Sequence[int]) -> None:
+        self.source = list(input_ids)
+        self.counts = defaultdict(Counter)
+        for a, b, c in zip(self.source, self.source[1:], self.source[2:], strict=False):
+            self.counts[(a, b)][c] += 1
+
+    def propose(self, generated: Sequence[int], k: int) -> list[int]:
+        if k <= 0 or not generated:
+            return []
+        if self.options.trigram_stats and len(generated) >= 2:
+            return self._by_counts(generated, k)
+        history = self.source + list(generated)
+        for n in range(min(self.options.max_ngram, len(generated)), self.options.min_ngram - 1, -1):
+            tail = history[-n:]
+            for start in range(len(history) - n - 1, -1, -1):
+                if history[start : start + n] == tail:
+                    return history[start + n : start + n + k]
+        return []
+
+    def _by_counts(self, generated: Sequence[int], k: int) -> list[int]:
+        draft: list[int] = []
+        a, b = generated[-2], generated[-1]
+        while len(draft) < k and self.counts.get((a, b)):
+            c = self.counts[(a, b)].most_common(1)[0][0]
+            draft.append(c)
+            a, b = b, c
+        return draft
+
+    def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
+        history = self.source + list(generated)
+        for end in range(max(2, len(history) - accepted - 1), len(history)):
+            self.counts[(history[end - 2], history[end - 1])][history[end]] += 1
+
+
+class LookupDecoder:
+    """Prompt-lookup decoding (lossless under greedy)."""
+
+    name: ClassVar[str] = "lookup"
+    Options: ClassVar[type] = LookupOptions
+
+    def __init__(self) -> None:
+        self.stats: dict[str, Any] = {}
+
+    def decode(self, model: Any, input_ids: Sequence[int], options: LookupOptions) -> Iterator[int]:
+        """Greedy-identical tokens, drafted from n-gram matches."""
+        check_model(model, self.name)
+        counters = SpeculationStats()
+        k = AdaptiveK(options.draft_tokens, options.min_draft_tokens, options.max_draft_tokens)
+        try:
+            yield from speculate(model, input_ids, options, NgramLookup(options), k, counters)
+        finally:
+            self.stats = counters.as_dict()
+
+
+@hookimpl
+def register_decoders(register):
+    """Register prompt-lookup decoding."""
+    register(LookupDecoder)

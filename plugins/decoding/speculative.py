@@ -1,0 +1,143 @@
+"""Speculative decoding with a smaller draft model (same tokenizer), adaptive draft length.
+
+The draft decodes greedily ahead; it stops early when its own top probability falls below
+``confidence`` (SpecDec++-style: a doubtful draft costs a target call for nothing), and
+the maximum draft length grows and shrinks with the running acceptance. The target
+verifies through the shared core, so the tokens are exactly the target's greedy tokens.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edgert.decoding import DecodingOptions, constrain
+from edgert.errors import InputError
+from edgert.hookspecs import hookimpl
+from edgert.speculation import AdaptiveK, SpeculationStats, check_model, speculate
+
+
+@dataclass(frozen=True)
+class SpeculativeOptions(DecodingOptions):
+    """The draft bundle and how far it may run ahead."""
+
+    draft: str = ""  # path of the draft model's bundle (required)
+    confidence: float = 0.4  # stop drafting below this top probability; 0 = never stop early
+    draft_tokens: int = 4
+    min_draft_tokens: int = 1
+    max_draft_tokens: int = 12
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.draft:
+            raise InputError(
+                "speculative decoding needs a draft model",
+                hint="pass draft=PATH (--draft DRAFT_BUNDLE): a smaller bundle with the same tokenizer",
+            )
+        if not 0 <= self.confidence < 1:
+            raise InputError(f"confidence must be in [0, 1), got {self.confidence!r}")
+        if not 1 <= self.min_draft_tokens <= self.draft_tokens <= self.max_draft_tokens:
+            raise InputError("need 1 <= min_draft_tokens <= draft_tokens <= max_draft_tokens")
+
+
+@functools.lru_cache(maxsize=4)
+def load_draft(path: str) -> Any:
+    """The draft bundle's step model (loaded once per process)."""
+    import edgert
+
+    return edgert.load(path).core
+
+
+@dataclass
+class DraftProposer:
+    """Keeps the draft's cache in step with the accepted output and drafts ahead."""
+
+    draft: Any
+    options: SpeculativeOptions
+    fed: list[int] = field(default_factory=list)  # tokens the draft consumed after its start
+    history: list[np.ndarray] = field(default_factory=list)  # logits after start / each fed token
+
+    def reset(self, input_ids: Sequence[int]) -> None:
+        self.history = [self.draft.start(input_ids)[-1]]
+        self.fed = []
+
+    def propose(self, generated: Sequence[int], k: int) -> list[int]:
+        common = 0
+        while common < min(len(self.fed), len(generated)) and self.fed[common] == generated[common]:
+            common += 1
+        if common < len(self.fed):
+            self.draft.rollback(1 + common)
+            del self.fed[common:], self.history[common + 1 :]
+        if len(generated) > common:
+            self.history.extend(self.draft.step(list(generated[common:])))
+            self.fed.extend(generated[common:])
+        drafts: list[int] = []
+        while len(drafts) < k:
+            scores = constrain(self.history[-1], [*generated, *drafts], self.options)
+            token = int(np.argmax(scores))
+            if self.options.confidence and _top_probability(scores) < self.options.confidence:
+                break
+            drafts.append(token)
+            self.history.append(self.draft.step([token])[-1])
+            self.fed.append(token)
+        return drafts
+
+    def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
+        """Nothing to do: ``propose`` re-syncs the draft's cache from ``generated``."""
+
+
+def _top_probability(scores: np.ndarray) -> float:
+    finite = scores[np.isfinite(scores)]
+    exp = np.exp(finite - finite.max())
+    return float(exp.max() / exp.sum())
+
+
+class SpeculativeDecoder:
+    """Draft-model speculative decoding (lossless under greedy)."""
+
+    name: ClassVar[str] = "speculative"
+    Options: ClassVar[type] = SpeculativeOptions
+
+    def __init__(self) -> None:
+        self.stats: dict[str, Any] = {}
+
+    def decode(
+        self, model: Any, input_ids: Sequence[int], options: SpeculativeOptions
+    ) -> Iterator[int]:
+        """Greedy-identical tokens of ``model``, drafted by the draft bundle."""
+        check_model(model, self.name)
+        draft = load_draft(options.draft)
+        check_compatible(model, draft, options.draft)
+        counters = SpeculationStats()
+        k = AdaptiveK(options.draft_tokens, options.min_draft_tokens, options.max_draft_tokens)
+        try:
+            yield from speculate(
+                model, input_ids, options, DraftProposer(draft, options), k, counters
+            )
+        finally:
+            self.stats = counters.as_dict()
+
+
+def check_compatible(target: Any, draft: Any, path: str) -> None:
+    """Same tokenizer (vocabulary and ids) and decoder start token, or a clear error."""
+    same_vocab = getattr(target, "vocab_signature", None) == getattr(draft, "vocab_signature", None)
+    if not same_vocab or target.vocab_size != draft.vocab_size:
+        raise InputError(
+            f"the draft model {path} uses a different vocabulary than the target "
+            f"({draft.vocab_size} vs {target.vocab_size} tokens, or different token ids)",
+            hint="train or pick a draft with exactly the target's tokenizer",
+        )
+    if getattr(target, "decoder_start", None) != getattr(draft, "decoder_start", None):
+        raise InputError(
+            f"the draft model {path} starts decoding with another token than the target"
+        )
+
+
+@hookimpl
+def register_decoders(register):
+    """Register speculative decoding."""
+    register(SpeculativeDecoder)

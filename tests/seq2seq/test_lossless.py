@@ -1,0 +1,59 @@
+"""Lossless accelerated decoders produce exactly greedy's tokens on real seq2seq bundles."""
+
+from __future__ import annotations
+
+import pytest
+from test_parity import KINDS, TEXTS
+
+import edgert
+from edgert.errors import InputError
+
+pytest.importorskip("transformers")
+OPTIONS = {"max_new_tokens": 16, "min_new_tokens": 10}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("decoder", ["aggressive", "lookup", "speculative"])
+def test_identical_to_greedy(kind, decoder, seq2seq_bundles):
+    model = edgert.load(seq2seq_bundles[kind])
+    extra = {"draft": str(seq2seq_bundles[kind])} if decoder == "speculative" else {}
+    for text in TEXTS:
+        expected = model.generate(text, **OPTIONS).token_ids
+        got = model.generate(text, decoder=decoder, **OPTIONS, **extra)
+        assert got.token_ids == expected, (kind, decoder, text)
+        assert got.stats["target_calls"] >= 1
+
+
+def test_draft_equal_to_target_accepts_every_draft(seq2seq_bundles):
+    model = edgert.load(seq2seq_bundles["t5v11"])
+    got = model.generate(TEXTS[1], decoder="speculative", draft=str(seq2seq_bundles["t5v11"]),
+                         confidence=0.0, **OPTIONS)  # fmt: skip
+    assert got.stats["acceptance_rate"] == 1.0
+    assert got.stats["target_calls"] < len(got.token_ids)
+    assert got.token_ids == model.generate(TEXTS[1], **OPTIONS).token_ids
+
+
+def test_stats_are_reported(seq2seq_bundles):
+    got = edgert.load(seq2seq_bundles["bart"]).generate(TEXTS[0], decoder="lookup", **OPTIONS)
+    for key in (
+        "target_calls",
+        "drafted",
+        "accepted",
+        "acceptance_rate",
+        "mean_accepted",
+        "draft_ms",
+        "verify_ms",
+    ):
+        assert key in got.stats
+
+
+def test_draft_with_another_vocabulary_is_refused(seq2seq_bundles):
+    model = edgert.load(seq2seq_bundles["t5"])
+    with pytest.raises(InputError, match="different vocabulary") as info:
+        model.generate(TEXTS[0], decoder="speculative", draft=str(seq2seq_bundles["bart"]))
+    assert "same tokenizer" in info.value.hint or "tokenizer" in info.value.hint
+
+
+def test_speculative_needs_a_draft(seq2seq_bundles):
+    with pytest.raises(InputError, match="needs a draft model"):
+        edgert.load(seq2seq_bundles["t5"]).generate(TEXTS[0], decoder="speculative")
