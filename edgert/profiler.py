@@ -25,12 +25,16 @@ from edgert.host import this_host
 class ProfileOptions:
     """Options of one profiling run."""
 
-    runs: int = 100  # timed runs after warm-up
+    runs: int = 100  # timed runs after warm-up (generations for text models)
     warmup: int = 10
     batch: int = 1  # images per run (cnn); ignored by fixed-batch graphs
     device: str | None = None  # profile id to run with instead of the bundle's
     threads: int | None = None
     allow_fallback: bool | None = None
+    text: str | None = None  # text models: the input; default: seeded random tokens
+    input_tokens: int = 32  # text models without --text: input length
+    new_tokens: int = 32  # text models: tokens generated per run (EOS suppressed)
+    decoder: str = "greedy"  # text models: decoding plugin
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -78,6 +82,10 @@ def profile_bundle(
     model, first_ms = _timed_load(bundle, options)
     del model
     model, warm_ms = _timed_load(bundle, options)
+    if model.bundle.family == "seq2seq":
+        report = _profile_generation(model, options, tick)
+        report["load_ms"] = {"first": first_ms, "warm": warm_ms}
+        return report
     x = model.example_input(options.batch)
     for _ in range(options.warmup):
         model.logits(x)
@@ -89,10 +97,24 @@ def profile_bundle(
         if tick:
             tick()
     stats = percentiles(samples)
+    report = _common(model)
+    report.update(
+        threads=options.threads if options.threads is not None else model.profile.runtime.threads,
+        batch=int(x.shape[0]),
+        runs=options.runs,
+        warmup=options.warmup,
+        load_ms={"first": first_ms, "warm": warm_ms},
+        latency_ms=stats,
+        throughput_per_s=float(x.shape[0] * 1000 / stats["mean"]),
+    )
+    return report
+
+
+def _common(model: Any) -> dict[str, Any]:
     info = model.session_info
     host = this_host()
     return {
-        "bundle": str(bundle),
+        "bundle": str(model.bundle.path),
         "family": model.bundle.family,
         "device": model.profile.id,
         "precision": model.bundle.manifest["precision"],
@@ -107,19 +129,62 @@ def profile_bundle(
             "cpu": host.cpu_name,
             "python": platform.python_version(),
         },
-        "threads": options.threads
-        if options.threads is not None
-        else model.profile.runtime.threads,
-        "batch": int(x.shape[0]),
-        "runs": options.runs,
-        "warmup": options.warmup,
-        "load_ms": {"first": first_ms, "warm": warm_ms},
-        "latency_ms": stats,
-        "throughput_per_s": float(x.shape[0] * 1000 / stats["mean"]),
         "peak_rss_mb": _peak_rss_mb(),
-        "bundle_bytes": model.bundle.size_bytes(),
+        "bundle_bytes": _bundle_bytes(model.bundle),
         "versions": {"edgert": edgert.__version__, "onnxruntime": _ort_version()},
     }
+
+
+def _bundle_bytes(bundle: Any) -> int:
+    if "files" in bundle.manifest:
+        return bundle.size_bytes()
+    return sum(p.stat().st_size for p in Path(bundle.path).iterdir() if p.is_file())
+
+
+def _profile_generation(
+    model: Any, options: ProfileOptions, tick: Callable[[], None] | None
+) -> dict:
+    """Time to first token and per-token latency over ``runs`` generations."""
+    if options.text:
+        kwargs: dict[str, Any] = {"text": options.text}
+    else:
+        rng = np.random.default_rng(0)
+        vocab = model.core.vocab_size
+        ids = [int(t) for t in rng.integers(min(4, vocab - 1), vocab, options.input_tokens - 1)]
+        kwargs = {"input_ids": [*ids, *model.defaults["eos_token_ids"][:1]]}
+    kwargs.update(decoder=options.decoder, max_new_tokens=options.new_tokens,
+                  min_new_tokens=options.new_tokens)  # fmt: skip
+    for _ in range(options.warmup):
+        model.generate(**kwargs)
+    first, steps, rates, decoder_stats = [], [], [], []
+    for _ in range(options.runs):
+        result = model.generate(**kwargs)
+        first.append(result.stats["first_token_ms"])
+        steps.extend(result.stats["per_token_ms"])
+        rates.append(result.stats["tokens_per_s"])
+        decoder_stats.append({k: v for k, v in result.stats.items() if k in _DECODER_KEYS})
+        if tick:
+            tick()
+    report = _common(model)
+    report.update(
+        runs=options.runs, warmup=options.warmup, decoder=options.decoder,
+        threads=options.threads if options.threads is not None else model.profile.runtime.threads,
+        new_tokens=options.new_tokens,
+        encoder_placement=model.encoder_info.placement,
+        first_token_ms=percentiles(first),
+        per_token_ms=percentiles(steps) if steps else None,
+        tokens_per_s=float(np.median(rates)),
+        decoder_stats=_mean(decoder_stats),
+    )  # fmt: skip
+    return report
+
+
+_DECODER_KEYS = ("target_calls", "drafted", "accepted", "acceptance_rate", "mean_accepted")
+
+
+def _mean(rows: list[dict[str, Any]]) -> dict[str, float]:
+    keys = {k for row in rows for k in row}
+    return {k: float(np.mean([row[k] for row in rows if k in row])) for k in sorted(keys)}
 
 
 def _ort_version() -> str:

@@ -12,51 +12,66 @@ from edgert.cli.options import allow_fallback_option, json_option
 
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--runs", default=100, show_default=True, type=click.IntRange(1), help="Timed runs.")
+@click.option("--runs", default=None, type=click.IntRange(1),
+              help="Timed runs [default: 100 inferences, 10 generations].")  # fmt: skip
+@click.option("--warmup", default=None, type=click.IntRange(0), help="Untimed runs first [10 / 2].")
 @click.option(
-    "--warmup", default=10, show_default=True, type=click.IntRange(0), help="Untimed runs first."
+    "--batch",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Classifiers: inputs per run.",
+)
+@click.option("--text", help="Text models: the input [default: seeded random tokens].")
+@click.option(
+    "--input-tokens",
+    default=32,
+    show_default=True,
+    help="Text models without --text: input length.",
 )
 @click.option(
-    "--batch", default=1, show_default=True, type=click.IntRange(1), help="Inputs per run."
+    "--new-tokens",
+    default=32,
+    show_default=True,
+    help="Text models: tokens per run (EOS suppressed).",
+)
+@click.option(
+    "--decoder", default="greedy", show_default=True, help="Text models: decoding plugin."
 )
 @click.option("--device", "-d", help="Run with this profile's providers instead of the bundle's.")
 @click.option("--threads", type=int, help="Intra-op threads (default: the profile's).")
 @click.option("--output", type=click.Path(path_type=Path), help="Also write the JSON report here.")
 @allow_fallback_option
 @json_option
-def profile(
-    bundle: Path,
-    runs: int,
-    warmup: int,
-    batch: int,
-    device,
-    threads,
-    output,
-    allow_fallback,
-    as_json,
-) -> None:
-    """Profile BUNDLE: load time, latency p50/p90/p99, throughput, peak RSS, placement.
+def profile(bundle: Path, runs, warmup, batch, text, input_tokens, new_tokens, decoder, device,
+            threads, output, allow_fallback, as_json) -> None:  # fmt: skip
+    """Profile BUNDLE: load time, latency percentiles, throughput, peak RSS, placement.
+
+    Text models report time to first token, per-token p50/p90/p99, tokens/s and the
+    decoder's statistics (target calls, acceptance) for the chosen --decoder.
 
     \b
     Examples:
       edgert profile digits-bundle
       edgert profile digits-npu --runs 50 --json --output npu.json
+      edgert profile speller-bundle --decoder aggressive --text "teh cat sat on teh mat"
     """
     from rich.console import Console
     from rich.progress import Progress
 
+    from edgert.bundle import open_bundle
+    from edgert.optimum_folder import is_optimum_folder
     from edgert.profiler import ProfileOptions, profile_bundle
 
-    options = ProfileOptions(
-        runs=runs,
-        warmup=warmup,
-        batch=batch,
-        device=device,
-        threads=threads,
-        allow_fallback=allow_fallback,
-    )
+    text_model = is_optimum_folder(bundle) or open_bundle(bundle, verify=False).family != "cnn"
+    runs = runs or (10 if text_model else 100)
+    warmup = warmup if warmup is not None else (2 if text_model else 10)
+    options = ProfileOptions(runs=runs, warmup=warmup, batch=batch, device=device, threads=threads,
+                             allow_fallback=allow_fallback, text=text, input_tokens=input_tokens,
+                             new_tokens=new_tokens, decoder=decoder)  # fmt: skip
     console = Console(stderr=True)
-    with Progress(console=console, transient=True, disable=as_json or runs < 200) as progress:
+    long_run = runs >= (20 if text_model else 200)
+    with Progress(console=console, transient=True, disable=as_json or not long_run) as progress:
         task = progress.add_task("profiling", total=runs)
         report = profile_bundle(bundle, options, tick=lambda: progress.advance(task))
     if output:
@@ -67,29 +82,45 @@ def profile(
     _print(report)
 
 
+def _ms(stats: dict | None) -> str:
+    if not stats:
+        return "n/a"
+    return f"{stats['p50']:.3f} / {stats['p90']:.3f} / {stats['p99']:.3f} ms"
+
+
 def _print(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    lat = report["latency_ms"]
     sim = " [yellow](simulated: not device timings)[/]" if report["simulated"] else ""
     table = Table(title=f"{report['bundle']} on {report['device']}{sim}", show_header=False)
     table.add_column("metric")
     table.add_column("value")
+    placement = ", ".join(f"{k}: {v}" for k, v in report["placement"].items()) or "n/a"
     rows = [
         ("provider", report["provider"] + (" (simulated)" if report["simulated"] else "")),
-        (
-            "nodes per provider",
-            ", ".join(f"{k}: {v}" for k, v in report["placement"].items()) or "n/a",
-        ),
+        ("nodes per provider", placement),
         ("fallback", "; ".join(report["fallback"]) or "none"),
         ("precision", report["precision"]),
         (
             "load first / warm",
             f"{report['load_ms']['first']:.1f} / {report['load_ms']['warm']:.1f} ms",
         ),
-        ("latency p50 / p90 / p99", f"{lat['p50']:.3f} / {lat['p90']:.3f} / {lat['p99']:.3f} ms"),
-        ("throughput", f"{report['throughput_per_s']:.1f} inputs/s (batch {report['batch']})"),
+    ]
+    if report["family"] == "cnn":
+        rows += [
+            ("latency p50 / p90 / p99", _ms(report["latency_ms"])),
+            ("throughput", f"{report['throughput_per_s']:.1f} inputs/s (batch {report['batch']})"),
+        ]
+    else:
+        rows += [
+            ("decoder", report["decoder"]),
+            ("first token p50 / p90 / p99", _ms(report["first_token_ms"])),
+            ("per token p50 / p90 / p99", _ms(report["per_token_ms"])),
+            ("tokens/s", f"{report['tokens_per_s']:.1f} ({report['new_tokens']} tokens per run)"),
+        ]
+        rows += [(key, f"{value:.3f}") for key, value in report["decoder_stats"].items()]
+    rows += [
         ("peak RSS", f"{report['peak_rss_mb']:.1f} MB"),
         ("bundle size", f"{report['bundle_bytes'] / 1024:.1f} KiB"),
         ("runs", f"{report['runs']} after {report['warmup']} warm-up"),

@@ -57,7 +57,9 @@ def _value(text: str) -> Any:
 @click.option("--num-beams", type=int, help="Text: beams (with --decoder beam).")
 @click.option("--temperature", type=float, help="Text: sampling temperature.")
 @click.option("--seed", type=int, help="Text: sampling seed.")
-@click.option("--draft", type=click.Path(path_type=Path), help="Text: draft bundle (--decoder speculative).")
+@click.option(
+    "--draft", type=click.Path(path_type=Path), help="Text: draft bundle (--decoder speculative)."
+)
 @click.option("--stop", multiple=True, help="Text: stop at this string (repeatable).")
 @click.option("--truncate", is_flag=True, help="Text: cut inputs longer than the profile allows.")
 @click.option("--option", "-O", "extra", multiple=True, metavar="KEY=VALUE",

@@ -57,3 +57,29 @@ def test_draft_with_another_vocabulary_is_refused(seq2seq_bundles):
 def test_speculative_needs_a_draft(seq2seq_bundles):
     with pytest.raises(InputError, match="needs a draft model"):
         edgert.load(seq2seq_bundles["t5"]).generate(TEXTS[0], decoder="speculative")
+
+
+def test_profile_reports_generation_latency_and_decoder_stats(seq2seq_bundles, capsys):
+    import json
+
+    from edgert.cli import main
+
+    main(["profile", str(seq2seq_bundles["t5"]), "--runs", "2", "--warmup", "1", "--new-tokens", "6",
+          "--decoder", "lookup", "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert report["family"] == "seq2seq"
+    assert report["new_tokens"] == 6
+    assert set(report["first_token_ms"]) >= {"p50", "p90", "p99"}
+    assert report["per_token_ms"]["p50"] > 0
+    assert report["decoder_stats"]["target_calls"] >= 1
+    assert report["encoder_placement"] == {"ort-cpu": report["encoder_placement"]["ort-cpu"]}
+
+
+def test_run_prints_stats(seq2seq_bundles, capsys):
+    from edgert.cli import main
+
+    main(["run", str(seq2seq_bundles["t5"]), TEXTS[0], "--decoder", "aggressive", "--stats",
+          "--max-new-tokens", "5"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert "target_calls" in err
+    assert "per token p50" in err
