@@ -1,0 +1,162 @@
+"""Lossless decoding plugins vs greedy, on the embedded speller task and on open-ended text.
+
+One interleaved run: for every input, each decoder runs once, in rotating order, so drift
+on a shared machine hits all of them alike. For each precision (fp32, int8):
+
+- copy-heavy: >= 200 held-out spelling-correction inputs of the embedded model's task;
+- open-ended: the same inputs through a model of the same shape with random weights, whose
+  output does not copy its input (drafts fail: this measures the cost of trying).
+
+Every plugin's tokens are compared with greedy's on every input.
+
+    python benchmarks/decoding.py [--inputs 200] [--draft DRAFT_MODEL_DIR] [--out ...]
+
+``--draft`` is a Hugging Face folder of a smaller model trained for the same task with the
+same tokenizer (``python -m edgert.exporters.zoo.speller.train --draft``); without it the
+speculative rows are skipped and say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import edgert
+from edgert.catalog import get_catalog
+from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+
+DECODERS = ("greedy", "aggressive", "lookup", "speculative")
+
+
+def speller_dir() -> Path:
+    return Path(str(resources.files("edgert.exporters.zoo") / "speller" / "model"))
+
+
+def int8_device() -> str:
+    profile, _ = edgert.resolve_device("auto")
+    return profile.id if profile.export.precision == "int8" else "x86-avx2-int8"
+
+
+def export(source: Path, out: Path, device: str) -> Path:
+    if not out.exists():
+        profile, _ = edgert.resolve_device(device)
+        export_seq2seq(Seq2SeqExport(source=str(source), out=out), profile, get_catalog())
+    return out
+
+
+def random_copy(source: Path, out: Path) -> Path:
+    """The speller's architecture and tokenizer with seeded random weights (open-ended)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
+    if not out.exists():
+        torch.manual_seed(0)
+        model = AutoModelForSeq2SeqLM.from_config(AutoConfig.from_pretrained(source))
+        model.generation_config = AutoModelForSeq2SeqLM.from_pretrained(source).generation_config
+        model.save_pretrained(out)
+        shutil.copy(source / "tokenizer.json", out / "tokenizer.json")
+    return out
+
+
+def run_case(
+    target: Path, draft: Path | None, inputs: list[str], new_tokens: int
+) -> dict[str, Any]:
+    model = edgert.load(target, threads=1)
+    decoders = [d for d in DECODERS if d != "speculative" or draft]
+    extra = {"speculative": {"draft": str(draft)}} if draft else {}
+    for name in decoders:  # warm-up, and load the draft once
+        model.generate(inputs[0], decoder=name, max_new_tokens=new_tokens, **extra.get(name, {}))
+    totals = {name: {"tokens": 0, "seconds": 0.0, "identical": 0, "stats": []} for name in decoders}
+    for index, text in enumerate(inputs):
+        order = decoders[index % len(decoders) :] + decoders[: index % len(decoders)]
+        outputs = {}
+        for name in order:
+            started = time.perf_counter()
+            result = model.generate(
+                text, decoder=name, max_new_tokens=new_tokens, **extra.get(name, {})
+            )
+            totals[name]["seconds"] += time.perf_counter() - started
+            totals[name]["tokens"] += len(result.token_ids)
+            totals[name]["stats"].append(result.stats)
+            outputs[name] = result.token_ids
+        for name in decoders:
+            totals[name]["identical"] += int(outputs[name] == outputs["greedy"])
+    greedy_rate = totals["greedy"]["tokens"] / totals["greedy"]["seconds"]
+    rows = {}
+    for name, t in totals.items():
+        rate = t["tokens"] / t["seconds"]
+        stats = [s for s in t["stats"] if "target_calls" in s]
+        rows[name] = {
+            "tokens_per_s": rate,
+            "speedup_vs_greedy": rate / greedy_rate,
+            "identical_to_greedy": f"{t['identical']}/{len(inputs)}",
+            "all_identical": t["identical"] == len(inputs),
+            "acceptance_rate": float(np.mean([s["acceptance_rate"] for s in stats]))
+            if stats
+            else None,
+            "tokens_per_target_call": (
+                t["tokens"] / sum(s["target_calls"] for s in stats) if stats else 1.0
+            ),
+        }
+    if not draft:
+        rows["speculative"] = {"skipped": "no --draft given"}
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inputs", type=int, default=200)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--draft", type=Path, help="Hugging Face folder of the draft model")
+    parser.add_argument("--workdir", type=Path, help="keep exports here between runs")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/decoding.json"))
+    args = parser.parse_args()
+    from edgert.exporters.zoo.speller.data import heldout_pairs
+
+    inputs = [noisy for noisy, _ in heldout_pairs(args.inputs, seed=1234)]
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="edgert-decoding-"))
+    work.mkdir(parents=True, exist_ok=True)
+    source = speller_dir()
+    open_ended = random_copy(source, work / "open-ended-src")
+    results: dict[str, Any] = {
+        "inputs": len(inputs),
+        "new_tokens_cap": args.new_tokens,
+        "cases": {},
+    }
+    for precision, device in (("fp32", "cpu-generic"), ("int8", int8_device())):
+        target = export(source, work / f"speller-{precision}", device)
+        draft = export(args.draft, work / f"draft-{precision}", device) if args.draft else None
+        noise = export(open_ended, work / f"open-ended-{precision}", device)
+        for case, bundle, use_draft in (("copy-heavy", target, draft), ("open-ended", noise, None)):
+            key = f"{case} {precision} ({device})"
+            results["cases"][key] = run_case(bundle, use_draft, inputs, args.new_tokens)
+            report(key, results["cases"][key])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+
+
+def report(key: str, rows: dict[str, Any]) -> None:
+    print(f"\n{key}")
+    print(
+        f"  {'decoder':<12} {'tokens/s':>9} {'x greedy':>9} {'accept':>7} {'tok/call':>8} {'= greedy':>9}"
+    )
+    for name, row in rows.items():
+        if "skipped" in row:
+            print(f"  {name:<12} skipped: {row['skipped']}")
+            continue
+        accept = f"{row['acceptance_rate']:.2f}" if row["acceptance_rate"] is not None else "-"
+        print(f"  {name:<12} {row['tokens_per_s']:>9.1f} {row['speedup_vs_greedy']:>9.2f} {accept:>7} "
+              f"{row['tokens_per_target_call']:>8.2f} {row['identical_to_greedy']:>9}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
