@@ -185,6 +185,7 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
         )
     model = load_model(options.source, options.revision)
     tokenizer_json = load_tokenizer_json(options.source, options.revision)
+    options = _texts_from_folder(options)
     defaults = generation_defaults(model, profile)
     with (
         tempfile.TemporaryDirectory(prefix="edgert-export-") as tmp,
@@ -245,6 +246,23 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
             np.save(staging / "self_bias.npy", static["bias"].astype(np.float32))
         write_manifest(staging, _manifest(options, model, profile, final, ctx, defaults, roles))
     return open_bundle(options.out)
+
+
+def _texts_from_folder(options: Seq2SeqExport) -> Seq2SeqExport:
+    """``validation.txt`` / ``calibration.txt`` next to a local model fill unset options."""
+    import dataclasses
+
+    folder = Path(options.source)
+    found = {}
+    for name, attribute in (
+        ("validation.txt", "validation_texts"),
+        ("calibration.txt", "calibration_texts"),
+    ):
+        path = folder / name
+        if not getattr(options, attribute) and path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            found[attribute] = tuple(line.strip() for line in lines if line.strip())
+    return dataclasses.replace(options, **found) if found else options
 
 
 def _static_settings(model: Any, profile: DeviceProfile) -> dict[str, Any] | None:

@@ -38,7 +38,7 @@ def _shape(
 @click.option(
     "--calibration",
     type=click.Path(path_type=Path),
-    help="Classifiers: images, .npy or .npz for int8.",
+    help="int8: images, .npy or .npz (classifiers); a text file, one input per line (text models).",
 )
 @click.option(
     "--eval-data", type=click.Path(path_type=Path), help="Classifiers: .npz with x, y for accuracy."
@@ -101,9 +101,12 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
         from edgert.exporters.seq2seq import Seq2SeqExport
 
         texts = _lines(validation_text) if validation_text else ()
-        options = Seq2SeqExport(source=source, out=out, revision=revision, force=force,
-                                allow_fallback=allow_fallback, keep_intermediate=keep_intermediate,
-                                validation_texts=texts)  # fmt: skip
+        options = Seq2SeqExport(
+            source=source, out=out, revision=revision, force=force, allow_fallback=allow_fallback,
+            keep_intermediate=keep_intermediate, validation_texts=texts,
+            calibration_texts=_lines(calibration) if calibration else (),
+        )  # fmt: skip
+
     else:
         raise ExportError(
             f"family {family!r} has no command-line exporter", hint="use its Python API"
