@@ -9,7 +9,7 @@ lets lossless decoders verify K drafted tokens in one call and drop the rejected
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -126,6 +126,24 @@ def _only(logits: np.ndarray, token: int) -> np.ndarray:
 def finished(token: int, generated: Sequence[int], options: DecodingOptions) -> bool:
     """Whether generation ends after ``token`` (stop id or length cap)."""
     return token in options.stop_ids or len(generated) >= options.max_new_tokens
+
+
+def token_by_token(
+    model: StepModel,
+    input_ids: Sequence[int],
+    options: DecodingOptions,
+    choose: Callable[[np.ndarray, list[int]], int],
+) -> Iterator[int]:
+    """The one-call-per-token loop: ``choose(logits, generated)`` picks each token."""
+    logits = model.start(input_ids)[-1]
+    generated: list[int] = []
+    while True:
+        token = choose(logits, generated)
+        generated.append(token)
+        yield token
+        if finished(token, generated, options):
+            return
+        logits = model.step([token])[-1]
 
 
 class Decoder(Protocol):

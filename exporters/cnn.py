@@ -6,8 +6,6 @@ atomically. Calibration and evaluation data are checked before anything is expor
 
 from __future__ import annotations
 
-import datetime as dt
-import platform
 import shutil
 import tempfile
 import warnings
@@ -17,12 +15,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-import edgert
 from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
 from edgert.errors import ExportError
 from edgert.exporters.calibration import load_inputs, load_labelled
 from edgert.exporters.cnn_validate import validate_classifier
-from edgert.exporters.pipeline import Artifact, ExportContext, run_steps
+from edgert.exporters.pipeline import Artifact, ExportContext, provenance, run_steps
 from edgert.exporters.sources import TorchSource, load_source
 from edgert.exporters.steps.fix_shapes import FixShapes
 from edgert.profiles import check_steps
@@ -236,9 +233,6 @@ def _manifest(
     ctx: ExportContext,
     labels: list[str] | None,
 ) -> dict[str, Any]:
-    import onnx
-    import onnxruntime
-    import torch
 
     inputs, outputs = _io(final.path)
     return {
@@ -252,16 +246,7 @@ def _manifest(
         "validation": ctx.report["validation"],
         "quantization": ctx.report.get("quantization"),
         "steps": ctx.report["steps"],
-        "provenance": {
-            "source": options.source,
-            "calibration": str(options.calibration) if options.calibration else None,
-            "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "host": f"{platform.system()} {platform.machine()}",
-            "versions": {
-                "edgert": edgert.__version__,
-                "onnx": onnx.__version__,
-                "onnxruntime": onnxruntime.__version__,
-                "torch": torch.__version__,
-            },
-        },
+        "provenance": provenance(
+            options.source, calibration=str(options.calibration) if options.calibration else None
+        ),
     }

@@ -133,3 +133,24 @@ def run_steps(first: dict[str, Artifact], ctx: ExportContext) -> dict[str, Artif
             }
         )
     return artifacts
+
+
+def provenance(source: str, **extra: Any) -> dict[str, Any]:
+    """Where a bundle came from: source, export time, host and library versions."""
+    import datetime as dt
+    import importlib.metadata
+    import platform
+
+    versions = {}
+    for dist in ("edgert", "onnx", "onnxruntime", "torch", "transformers"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {
+        "source": source,
+        **extra,
+        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "host": f"{platform.system()} {platform.machine()}",
+        "versions": versions,
+    }

@@ -9,8 +9,6 @@ PyTorch model before the bundle is renamed into place.
 
 from __future__ import annotations
 
-import datetime as dt
-import platform
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -19,11 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-import edgert
 from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
 from edgert.embeddings import save_table
 from edgert.errors import ExportError
-from edgert.exporters.pipeline import Artifact, ExportContext, run_steps
+from edgert.exporters.pipeline import Artifact, ExportContext, provenance, run_steps
 from edgert.exporters.seq2seq_calibrate import calibration_traces
 from edgert.exporters.seq2seq_graphs import export_graphs, io_names, layout
 from edgert.exporters.seq2seq_static import (
@@ -293,10 +290,6 @@ def _manifest(
     defaults: dict[str, Any],
     roles: dict[str, tuple[str, float]],
 ) -> dict[str, Any]:
-    import onnx
-    import onnxruntime
-    import torch
-    import transformers
 
     lay = layout(model)
     names = io_names(lay.layers)
@@ -341,17 +334,5 @@ def _manifest(
             if ctx.extra["static"]
             else None
         ),
-        "provenance": {
-            "source": options.source,
-            "revision": options.revision,
-            "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "host": f"{platform.system()} {platform.machine()}",
-            "versions": {
-                "edgert": edgert.__version__,
-                "onnx": onnx.__version__,
-                "onnxruntime": onnxruntime.__version__,
-                "torch": torch.__version__,
-                "transformers": transformers.__version__,
-            },
-        },
+        "provenance": provenance(options.source, revision=options.revision),
     }

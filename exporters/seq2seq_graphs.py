@@ -21,23 +21,12 @@ later one.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from edgert.errors import ExportError
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Sizes the runtime needs to allocate and name graph inputs."""
-
-    layers: int
-    heads: int
-    head_dim: int
-    d_model: int
-    vocab: int
+from edgert.seq2seq_core import Layout
 
 
 def _cross_attention(model: Any, index: int) -> tuple[Any, Any, int, int]:

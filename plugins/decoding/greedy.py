@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from edgert.decoding import DecodingOptions, StepModel, constrain, finished
+from edgert.decoding import DecodingOptions, StepModel, constrain, token_by_token
 from edgert.hookspecs import hookimpl
 
 
@@ -28,15 +28,11 @@ class GreedyDecoder:
         self, model: StepModel, input_ids: Sequence[int], options: GreedyOptions
     ) -> Iterator[int]:
         """Yield argmax tokens until a stop id or ``max_new_tokens``."""
-        logits = model.start(input_ids)[-1]
-        generated: list[int] = []
-        while True:
-            token = int(np.argmax(constrain(logits, generated, options)))
-            generated.append(token)
-            yield token
-            if finished(token, generated, options):
-                return
-            logits = model.step([token])[-1]
+
+        def choose(logits: np.ndarray, generated: list[int]) -> int:
+            return int(np.argmax(constrain(logits, generated, options)))
+
+        return token_by_token(model, input_ids, options, choose)
 
 
 @hookimpl

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from edgert.decoding import DecodingOptions, StepModel, constrain, finished
+from edgert.decoding import DecodingOptions, StepModel, constrain, token_by_token
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
 
@@ -68,16 +68,12 @@ class SamplingDecoder:
     ) -> Iterator[int]:
         """Yield sampled tokens until a stop id or ``max_new_tokens``."""
         rng = np.random.default_rng(options.seed)
-        logits = model.start(input_ids)[-1]
-        generated: list[int] = []
-        while True:
+
+        def choose(logits: np.ndarray, generated: list[int]) -> int:
             probs = warp(constrain(logits, generated, options), options)
-            token = int(rng.choice(probs.size, p=probs))
-            generated.append(token)
-            yield token
-            if finished(token, generated, options):
-                return
-            logits = model.step([token])[-1]
+            return int(rng.choice(probs.size, p=probs))
+
+        return token_by_token(model, input_ids, options, choose)
 
 
 @hookimpl
