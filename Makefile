@@ -21,6 +21,8 @@ demo: $(STAMP)
 	$(EDGERT) export zoo:digits --device auto --out demo-out/digits-auto --force
 	$(EDGERT) export zoo:digits --device snapdragon-8-gen3-npu --out demo-out/digits-npu --force
 	$(PY) apps/digits_demo.py demo-out/digits-auto demo-out/digits-npu
+	$(EDGERT) export zoo:speller --device auto --out demo-out/speller-auto --force
+	$(PY) apps/speller.py demo-out/speller-auto
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -30,7 +32,10 @@ test: $(STAMP) lint
 	$(VENV)/bin/pytest -q
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) benchmarks/cnn.py
+	$(PY) benchmarks/seq2seq.py
+	$(PY) benchmarks/decoding.py
 
 clean:
 	rm -rf demo-out build dist *.egg-info .pytest_cache
