@@ -254,7 +254,7 @@ class Seq2SeqModel:
             if cut is not None:
                 break
         if not (streaming or stop):
-            yield self.tokenizer.decode(ids_out, skip_special_tokens=True)
+            yield self.tokenizer.decode(ids_out, skip_special_tokens=True).lstrip()
         stats.update(_stats(started, stamps, strategy))
 
     def __repr__(self) -> str:
@@ -294,6 +294,8 @@ class _Detokenizer:
         if len(now) <= len(before) or now.endswith("\ufffd"):
             return ""
         piece = now[len(before) :]
+        if not self.text:
+            piece = piece.lstrip()  # byte-level and Metaspace tokenizers mark a leading space
         self.prefix, self.read = self.read, len(self.ids)
         self.text += piece
         return piece

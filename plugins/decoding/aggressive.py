@@ -39,6 +39,9 @@ class AggressiveOptions(DecodingOptions):
             raise InputError(f"align_ngram must be >= 1, got {self.align_ngram}")
 
 
+WINDOW = 4  # how far ahead a single re-aligning token may be found
+
+
 @dataclass
 class InputAligner:
     """Tracks where in the input the output currently is."""
@@ -54,18 +57,27 @@ class InputAligner:
         return self.source[self.position : self.position + k] if k > 0 else []
 
     def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
-        if drafted and accepted == drafted:
-            self.position += accepted
-            return
-        self.position = self._realign(generated)
+        self.position += accepted
+        if accepted < drafted or not drafted:
+            self.position = self._realign(generated)
 
     def _realign(self, generated: Sequence[int]) -> int:
-        """Index after the latest input occurrence of the output's last tokens."""
+        """Index after the output's last tokens in the input.
+
+        Longer suffixes first. An n-gram match is taken at its first occurrence from the
+        current position on (words repeat), else its latest one; a single token only
+        within ``WINDOW`` tokens of the current position, where it is most likely the same
+        word and not a namesake later in the sentence. Unchanged when nothing matches
+        (inside a corrected word).
+        """
         for n in range(min(self.ngram, len(generated)), 0, -1):
             tail = list(generated[-n:])
-            for start in range(len(self.source) - n, -1, -1):
-                if self.source[start : start + n] == tail:
-                    return start + n
+            starts = [i for i in range(len(self.source) - n + 1) if self.source[i : i + n] == tail]
+            ahead = [i for i in starts if i + n > self.position - n]
+            if n == 1:
+                starts = ahead = [i for i in ahead if i <= self.position + WINDOW]
+            if starts:
+                return (ahead[0] if ahead else starts[-1]) + n
         return self.position
 
 
