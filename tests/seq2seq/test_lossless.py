@@ -83,3 +83,26 @@ def test_run_prints_stats(seq2seq_bundles, capsys):
     err = capsys.readouterr().err
     assert "target_calls" in err
     assert "per token p50" in err
+
+
+def test_text_runtime_runs_without_torch_or_transformers(seq2seq_bundles):
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import sys
+        for name in ("torch", "transformers", "optimum", "onnx"):
+            sys.modules[name] = None
+        import edgert
+        model = edgert.load({str(seq2seq_bundles["bart"])!r})
+        for decoder in ("greedy", "aggressive", "lookup", "beam", "sampling"):
+            print(decoder, len(model.generate("the quick brown fox", decoder=decoder, max_new_tokens=4).token_ids))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 5
