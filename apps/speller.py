@@ -1,7 +1,7 @@
 """Correct typos on the device, streaming, with the embedded T5 speller (public API only).
 
     python apps/speller.py demo-out/speller-auto                 # the shipped samples
-    python apps/speller.py BUNDLE "teh cat sat on teh mat" ...    # your sentences
+    python apps/speller.py BUNDLE "teh cat sat in teh garden" ...    # your sentences
     echo "helo wrold" | python apps/speller.py BUNDLE -           # standard input
 
 Each sentence is corrected twice: with greedy decoding and with input-guided aggressive

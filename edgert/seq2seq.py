@@ -55,8 +55,8 @@ class Seq2SeqModel:
 
     Example:
         >>> model = edgert.load("speller-bundle")                      # doctest: +SKIP
-        >>> model.generate("teh cat sat on teh mat").text               # doctest: +SKIP
-        'the cat sat on the mat'
+        >>> model.generate("teh cat sat in teh garden").text               # doctest: +SKIP
+        'the cat sat in the garden'
         >>> for piece in model.stream("helo world", decoder="greedy"):  # doctest: +SKIP
         ...     print(piece, end="")
     """

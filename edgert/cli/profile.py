@@ -54,7 +54,7 @@ def profile(bundle: Path, runs, warmup, batch, text, input_tokens, new_tokens, d
     Examples:
       edgert profile digits-bundle
       edgert profile digits-npu --runs 50 --json --output npu.json
-      edgert profile speller-bundle --decoder aggressive --text "teh cat sat on teh mat"
+      edgert profile speller-bundle --decoder aggressive --text "teh cat sat in teh garden"
     """
     from rich.console import Console
     from rich.progress import Progress

@@ -77,7 +77,7 @@ def run(bundle: Path, text: str | None, input_path: Path | None, top_k: int, dec
     \b
     Examples:
       edgert run digits-bundle --input batch.npy
-      edgert run speller-bundle "teh cat sat on teh mat" --stats
+      edgert run speller-bundle "teh cat sat in teh garden" --stats
       edgert run speller-bundle "some text" --decoder beam --num-beams 4
       edgert run speller-bundle "teh cat" --decoder aggressive --stats
       edgert run speller-bundle "teh cat" --decoder speculative --draft speller-draft
