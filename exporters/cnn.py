@@ -19,7 +19,7 @@ from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
 from edgert.errors import ExportError
 from edgert.exporters.calibration import load_inputs, load_labelled
 from edgert.exporters.cnn_validate import validate_classifier
-from edgert.exporters.pipeline import Artifact, ExportContext, provenance, run_steps
+from edgert.exporters.pipeline import Artifact, ExportContext, provenance, run_steps_keeping
 from edgert.exporters.sources import TorchSource, load_source
 from edgert.exporters.steps.fix_shapes import FixShapes
 from edgert.profiles import check_steps
@@ -80,9 +80,7 @@ def export_cnn(options: CnnExport, profile: DeviceProfile, catalog: Catalog) -> 
                 "eval_data": eval_data,
             },
         )
-        final = run_steps({"model": first}, ctx)["model"]
-        if options.keep_intermediate:
-            shutil.copytree(workdir, options.keep_intermediate, dirs_exist_ok=True)
+        final = run_steps_keeping({"model": first}, ctx, options.keep_intermediate)["model"]
         shutil.copy2(final.path, staging / "model.onnx")
         write_manifest(staging, _manifest(options, source, profile, final, ctx, labels))
     return open_bundle(options.out)

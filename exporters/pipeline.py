@@ -154,3 +154,17 @@ def provenance(source: str, **extra: Any) -> dict[str, Any]:
         "host": f"{platform.system()} {platform.machine()}",
         "versions": versions,
     }
+
+
+def run_steps_keeping(
+    first: dict[str, Artifact], ctx: ExportContext, keep: Path | None
+) -> dict[str, Artifact]:
+    """``run_steps``, copying every step's output to ``keep`` afterwards, also on failure
+    (that is when the intermediate graphs are most useful)."""
+    import shutil
+
+    try:
+        return run_steps(first, ctx)
+    finally:
+        if keep:
+            shutil.copytree(ctx.workdir, keep, dirs_exist_ok=True)

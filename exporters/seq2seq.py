@@ -20,7 +20,7 @@ import numpy as np
 from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
 from edgert.embeddings import save_table
 from edgert.errors import ExportError
-from edgert.exporters.pipeline import Artifact, ExportContext, provenance, run_steps
+from edgert.exporters.pipeline import Artifact, ExportContext, provenance, run_steps_keeping
 from edgert.exporters.seq2seq_calibrate import calibration_traces
 from edgert.exporters.seq2seq_graphs import export_graphs, io_names, layout
 from edgert.exporters.seq2seq_static import (
@@ -230,9 +230,7 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
         if static:
             ctx.per_graph = calibration_traces(paths, ctx, options.calibration_texts)
         first = {role: Artifact(path, "fp32", profile.export.opset) for role, path in paths.items()}
-        final = run_steps(first, ctx)
-        if options.keep_intermediate:
-            shutil.copytree(workdir, options.keep_intermediate, dirs_exist_ok=True)
+        final = run_steps_keeping(first, ctx, options.keep_intermediate)
         for role, artifact in final.items():
             shutil.copy2(artifact.path, staging / f"{role}.onnx")
         precision = _precision(final, profile)

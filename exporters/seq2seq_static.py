@@ -128,6 +128,7 @@ def export_static_graphs(
             opset_version=opset,
             dynamo=False,
         )
+        soften_mask_constants(encoder_path)
         buffers = [torch.zeros(1, lay.heads, max_total, lay.head_dim) for _ in pairs]
         cross = [torch.randn(1, lay.heads, source_len, lay.head_dim) for _ in pairs]
         torch.onnx.export(
@@ -149,3 +150,39 @@ def export_static_graphs(
         )
     model.eval()
     return {"encoder": encoder_path, "decoder": decoder_path}
+
+
+SOFT_MASK = -1.0e4
+
+
+def soften_mask_constants(path: Path) -> int:
+    """Replace the library's padding-mask constant (float32 min, -3.4e38) with -1e4.
+
+    Both zero a softmax weight, but a 16-bit QDQ activation range that has to reach
+    -3.4e38 keeps no precision for real attention scores: the quantized encoder then
+    ignores its input. Returns how many constants were changed.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    lowest = np.finfo(np.float32).min
+    changed = 0
+    tensors = list(model.graph.initializer) + [
+        attr.t
+        for node in model.graph.node
+        if node.op_type == "Constant"
+        for attr in node.attribute
+        if attr.name == "value"
+    ]
+    for tensor in tensors:
+        array = numpy_helper.to_array(tensor)
+        if array.dtype == np.float32 and array.size and np.any(array <= lowest):
+            tensor.CopyFrom(
+                numpy_helper.from_array(
+                    np.where(array <= lowest, SOFT_MASK, array).astype(np.float32), tensor.name
+                )
+            )
+            changed += 1
+    onnx.save(model, str(path))
+    return changed

@@ -97,3 +97,21 @@ def test_npu_bundle_runs_wholly_on_the_htp(seq2seq_sources, tmp_path):
     assert set(model.encoder_info.placement) == {"ort-qnn"}
     assert model.session_info.simulated == provider.simulated()
     assert model.generate("the quick brown fox", max_new_tokens=6).token_ids
+
+
+@pytest.mark.accelerator("qnn")
+def test_embedded_speller_on_the_npu_corrects_text(tmp_path):
+    """The trained model, not just a random one: QDQ on the HTP keeps greedy's answers."""
+    provider = get_catalog().providers.get("ort-qnn")()
+    if not provider.is_available():
+        pytest.skip("onnxruntime-qnn is not installed")
+    from importlib import resources
+
+    source = resources.files("edgert.exporters.zoo") / "speller" / "model"
+    bundle = export(source, tmp_path / "speller-npu", "snapdragon-8-gen3-npu")
+    assert bundle.manifest["validation"]["next_token_agreement"] >= 0.95
+    model = edgert.load(bundle.path)
+    assert set(model.encoder_info.placement) == {"ort-qnn"}
+    assert model.generate("this aiter walked next to another shop in spring").text == (
+        "this waiter walked next to another shop in spring"
+    )
