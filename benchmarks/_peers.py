@@ -16,6 +16,7 @@ its own engine needs (the CTranslate2 worker never imports torch).
 
 from __future__ import annotations
 
+import abc
 import itertools
 import json
 import os
@@ -80,22 +81,27 @@ def _from_stamps(start: float, stamps: list[float], end: float, token_ids: list[
     )
 
 
-class Engine:
+class Engine(abc.ABC):
+    """One engine under test; each subclass implements all three steps."""
+
     name: ClassVar[str]
-    precision: ClassVar[str]  # "fp32" or "int8": which bandwidth floor applies
+    precision: ClassVar[str]  # "fp32", "int8" or "int4": which bandwidth floor applies
 
     @staticmethod
+    @abc.abstractmethod
     def prepare(model_dir: Path, work: Path) -> Path:
-        raise NotImplementedError
+        """Convert or export the model once; return the artifact ``load`` reads."""
 
-    def imports(self) -> None:
+    def imports(self) -> None:  # noqa: B027 - optional hook; most engines import in load
         """Import the engine's libraries (timed apart from session creation)."""
 
+    @abc.abstractmethod
     def load(self, artifact: Path, threads: int) -> None:
-        raise NotImplementedError
+        """Create the engine's sessions once."""
 
+    @abc.abstractmethod
     def run(self, input_ids: list[int]) -> Run:
-        raise NotImplementedError
+        """Generate exactly ``NEW_TOKENS`` tokens, timing each."""
 
 
 # --- transformers / optimum: both go through GenerationMixin.generate -----------------------

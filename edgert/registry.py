@@ -8,7 +8,7 @@ to reason about that order. To replace a built-in, block it with ``EDGERT_DISABL
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 from edgert.errors import PluginError, UnknownNameError
@@ -99,6 +99,3 @@ class PathRegistry:
     def __call__(self, path: Any, *, source: str | None = None) -> None:
         """Add ``path``; ``source`` names the plugin for ``edgert plugins list``."""
         self.paths.append((path, source or "unknown"))
-
-
-Register = Callable[..., Any]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgert.embeddings import EmbeddingTable
-from edgert.errors import InputError, UnknownNameError
+from edgert.errors import InputError
 from edgert.providers import create_session
 from edgert.schema import build
 from edgert.seq2seq_core import Layout, Seq2SeqCore
@@ -199,10 +199,7 @@ class Seq2SeqModel:
 
     def decoder_options(self, decoder: str, options: dict[str, Any]) -> tuple[Any, Any]:
         """The decoder instance and its validated, frozen options (bundle defaults first)."""
-        try:
-            decoder_cls = self.catalog.decoders.get(decoder)
-        except UnknownNameError:
-            raise
+        decoder_cls = self.catalog.decoders.get(decoder)
         fields = {f.name for f in dataclasses.fields(decoder_cls.Options)}
         merged = {
             name: self.defaults[key]

@@ -10,10 +10,11 @@ to greedy (the proposers only change how many target calls it takes).
 
 from __future__ import annotations
 
+import abc
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -133,3 +134,31 @@ def speculate(
         if kept < len(feed):
             model.rollback(base + kept)
         pending = logits[kept - 1]
+
+
+class DraftingDecoder(abc.ABC):
+    """Base of the lossless decoders: they differ only in their proposer.
+
+    ``Options`` must define ``draft_tokens``, ``min_draft_tokens`` and ``max_draft_tokens``.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type]
+
+    def __init__(self) -> None:
+        self.stats: dict[str, Any] = {}
+
+    @abc.abstractmethod
+    def proposer(self, model: Any, options: Any) -> Proposer:
+        """A fresh proposer for one generation."""
+
+    def decode(self, model: Any, input_ids: Sequence[int], options: Any) -> Iterator[int]:
+        """Greedy-identical tokens, drafted by ``self.proposer``; stats kept in ``self.stats``."""
+        check_model(model, self.name)
+        proposer = self.proposer(model, options)
+        counters = SpeculationStats()
+        k = AdaptiveK(options.draft_tokens, options.min_draft_tokens, options.max_draft_tokens)
+        try:
+            yield from speculate(model, input_ids, options, proposer, k, counters)
+        finally:
+            self.stats = counters.as_dict()

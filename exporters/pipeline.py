@@ -99,6 +99,12 @@ class ExportStep(Protocol):
         ...
 
 
+def overall_precision(artifacts: dict[str, Artifact]) -> str:
+    """The bundle's precision: the lowest any of its graphs uses."""
+    precisions = {a.precision for a in artifacts.values()}
+    return next((p for p in ("int4", "int8", "fp16") if p in precisions), "fp32")
+
+
 def run_steps(first: dict[str, Artifact], ctx: ExportContext) -> dict[str, Artifact]:
     """Run the profile's steps in order on every graph, recording each in ``ctx.report``."""
     check_steps(ctx.profile)

@@ -20,7 +20,13 @@ import numpy as np
 from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
 from edgert.embeddings import save_table
 from edgert.errors import ExportError
-from edgert.exporters.pipeline import Artifact, ExportContext, provenance, run_steps_keeping
+from edgert.exporters.pipeline import (
+    Artifact,
+    ExportContext,
+    overall_precision,
+    provenance,
+    run_steps_keeping,
+)
 from edgert.exporters.seq2seq_calibrate import calibration_traces
 from edgert.exporters.seq2seq_graphs import export_graphs, io_names, layout
 from edgert.exporters.seq2seq_static import (
@@ -233,7 +239,7 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
         final = run_steps_keeping(first, ctx, options.keep_intermediate)
         for role, artifact in final.items():
             shutil.copy2(artifact.path, staging / f"{role}.onnx")
-        precision = _precision(final, profile)
+        precision = overall_precision(final)
         for name, weights in tables.items():
             save_table(weights, staging / f"{name}.npy", precision)
         (staging / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
@@ -269,14 +275,6 @@ def _static_settings(model: Any, profile: DeviceProfile) -> dict[str, Any] | Non
         "source_length": profile.export.max_input_length,
         "max_total_length": profile.export.max_total_length,
     }
-
-
-def _precision(final: dict[str, Artifact], profile: DeviceProfile) -> str:
-    precisions = {a.precision for a in final.values()}
-    for precision in ("int4", "int8", "fp16"):
-        if precision in precisions:
-            return precision
-    return "fp32"
 
 
 def _manifest(
@@ -321,7 +319,7 @@ def _manifest(
         "generation": defaults,
         "model_type": model.config.model_type,
         "device": {"id": profile.id, "profile": profile.to_dict()},
-        "precision": _precision(final, profile),
+        "precision": overall_precision(final),
         "opset": profile.export.opset,
         "validation": ctx.report["validation"],
         "quantization": ctx.report.get("quantization"),

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgert.embeddings import EmbeddingTable, save_table
 from edgert.errors import ValidationMismatchError
-from edgert.exporters.pipeline import Artifact, ExportContext
+from edgert.exporters.pipeline import Artifact, ExportContext, overall_precision
 from edgert.exporters.seq2seq_graphs import layout
 from edgert.exporters.validation import validation_session
 from edgert.seq2seq_core import Layout, Seq2SeqCore
@@ -69,8 +69,7 @@ def _reference(
 def _core(artifacts: dict[str, Artifact], ctx: ExportContext) -> tuple[Any, str]:
     encoder, where = validation_session(artifacts["encoder"].path, ctx)
     decoder, _ = validation_session(artifacts["decoder"].path, ctx)
-    precisions = {a.precision for a in artifacts.values()}
-    precision = "int8" if precisions & {"int8", "int4"} else "fp32"  # embedding table precision
+    precision = overall_precision(artifacts)  # the embedding table is stored at this precision
     paths = {}
     for name, weights in ctx.extra["tables"].items():
         paths[name] = ctx.workdir / f"validate-{name}.npy"
@@ -98,11 +97,12 @@ def validate_seq2seq(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
     model, defaults = ctx.extra["model"], ctx.extra["defaults"]
     core, where = _core(artifacts, ctx)
     start, eos = defaults["decoder_start_token_id"], set(defaults["eos_token_ids"])
-    precision = _overall(artifacts)
+    precision = overall_precision(artifacts)
     agree = total = 0
     worst = 0.0
     greedy_equal = True
-    for ids in validation_inputs(ctx):
+    inputs = validation_inputs(ctx)
+    for ids in inputs:
         tokens, expected = _reference(model, ids, start, eos)
         core.encode(ids)
         got = core.step([start, *tokens[:-1]])
@@ -113,7 +113,7 @@ def validate_seq2seq(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
         total += len(tokens)
         greedy_equal &= _greedy(core, ids, len(tokens), eos) == tokens
     result = {
-        "inputs": len(validation_inputs(ctx)),
+        "inputs": len(inputs),
         "ran_on": where,
         "positions": total,
         "next_token_agreement": agree / total,
@@ -122,11 +122,6 @@ def validate_seq2seq(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
     }
     _check(result, precision)
     return result
-
-
-def _overall(artifacts: dict[str, Artifact]) -> str:
-    precisions = {a.precision for a in artifacts.values()}
-    return next((p for p in ("int4", "int8", "fp16") if p in precisions), "fp32")
 
 
 def _greedy(core: Any, ids: list[int], steps: int, eos: set[int]) -> list[int]:

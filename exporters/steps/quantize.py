@@ -64,8 +64,6 @@ class Quantize:
         target = out_dir / "model.onnx"
         model = onnx.load(str(artifact.path))
         selected, total = select_nodes(model, ctx.profile.export.quantization)
-        source = out_dir / "named.onnx"  # the quantizer addresses nodes by name
-        onnx.save(model, str(source))
         report = {
             "method": ctx.quantization_method,
             "quantized_nodes": len(selected),
@@ -81,6 +79,8 @@ class Quantize:
                 "kept fp32, which is faster here"
             )
             return artifact
+        source = out_dir / "named.onnx"  # the quantizer addresses nodes by name
+        onnx.save(model, str(source))
         bits = 4 if ctx.profile.export.precision == "int4" else 8
         if ctx.quantization_method == "weight-only":
             report["method"] = f"weight-only int{bits}"

@@ -9,14 +9,14 @@ exactly greedy's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from edgert.decoding import DecodingOptions
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
-from edgert.speculation import AdaptiveK, SpeculationStats, check_model, speculate
+from edgert.speculation import DraftingDecoder
 
 
 @dataclass(frozen=True)
@@ -81,28 +81,15 @@ class InputAligner:
         return self.position
 
 
-class AggressiveDecoder:
+class AggressiveDecoder(DraftingDecoder):
     """Input-guided aggressive decoding (lossless under greedy)."""
 
     name: ClassVar[str] = "aggressive"
     Options: ClassVar[type] = AggressiveOptions
 
-    def __init__(self) -> None:
-        self.stats: dict[str, Any] = {}
-
-    def decode(
-        self, model: Any, input_ids: Sequence[int], options: AggressiveOptions
-    ) -> Iterator[int]:
-        """Greedy-identical tokens, drafted from the input."""
-        check_model(model, self.name)
-        counters = SpeculationStats()
-        k = AdaptiveK(options.draft_tokens, options.min_draft_tokens, options.max_draft_tokens)
-        try:
-            yield from speculate(
-                model, input_ids, options, InputAligner(options.align_ngram), k, counters
-            )
-        finally:
-            self.stats = counters.as_dict()
+    def proposer(self, model: Any, options: Any) -> Any:
+        """Drafts for one generation."""
+        return InputAligner(options.align_ngram)
 
 
 @hookimpl

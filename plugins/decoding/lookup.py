@@ -9,14 +9,14 @@ most recent one. Verified by the shared core, so the tokens are exactly greedy's
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from edgert.decoding import DecodingOptions
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
-from edgert.speculation import AdaptiveK, SpeculationStats, check_model, speculate
+from edgert.speculation import DraftingDecoder
 
 
 @dataclass(frozen=True)
@@ -82,24 +82,15 @@ class NgramLookup:
             self.counts[(history[end - 2], history[end - 1])][history[end]] += 1
 
 
-class LookupDecoder:
+class LookupDecoder(DraftingDecoder):
     """Prompt-lookup decoding (lossless under greedy)."""
 
     name: ClassVar[str] = "lookup"
     Options: ClassVar[type] = LookupOptions
 
-    def __init__(self) -> None:
-        self.stats: dict[str, Any] = {}
-
-    def decode(self, model: Any, input_ids: Sequence[int], options: LookupOptions) -> Iterator[int]:
-        """Greedy-identical tokens, drafted from n-gram matches."""
-        check_model(model, self.name)
-        counters = SpeculationStats()
-        k = AdaptiveK(options.draft_tokens, options.min_draft_tokens, options.max_draft_tokens)
-        try:
-            yield from speculate(model, input_ids, options, NgramLookup(options), k, counters)
-        finally:
-            self.stats = counters.as_dict()
+    def proposer(self, model: Any, options: Any) -> Any:
+        """Drafts for one generation."""
+        return NgramLookup(options)
 
 
 @hookimpl

@@ -9,7 +9,7 @@ verifies through the shared core, so the tokens are exactly the target's greedy 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -18,7 +18,7 @@ import numpy as np
 from edgert.decoding import DecodingOptions, constrain
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
-from edgert.speculation import AdaptiveK, SpeculationStats, check_model, speculate
+from edgert.speculation import DraftingDecoder
 
 
 @dataclass(frozen=True)
@@ -96,30 +96,17 @@ def _top_probability(scores: np.ndarray) -> float:
     return float(exp.max() / exp.sum())
 
 
-class SpeculativeDecoder:
+class SpeculativeDecoder(DraftingDecoder):
     """Draft-model speculative decoding (lossless under greedy)."""
 
     name: ClassVar[str] = "speculative"
     Options: ClassVar[type] = SpeculativeOptions
 
-    def __init__(self) -> None:
-        self.stats: dict[str, Any] = {}
-
-    def decode(
-        self, model: Any, input_ids: Sequence[int], options: SpeculativeOptions
-    ) -> Iterator[int]:
-        """Greedy-identical tokens of ``model``, drafted by the draft bundle."""
-        check_model(model, self.name)
+    def proposer(self, model: Any, options: Any) -> Any:
+        """The draft bundle, checked against the target, behind a proposer."""
         draft = load_draft(options.draft)
         check_compatible(model, draft, options.draft)
-        counters = SpeculationStats()
-        k = AdaptiveK(options.draft_tokens, options.min_draft_tokens, options.max_draft_tokens)
-        try:
-            yield from speculate(
-                model, input_ids, options, DraftProposer(draft, options), k, counters
-            )
-        finally:
-            self.stats = counters.as_dict()
+        return DraftProposer(draft, options)
 
 
 def check_compatible(target: Any, draft: Any, path: str) -> None:
