@@ -35,6 +35,7 @@ class ProfileOptions:
     input_tokens: int = 32  # text models without --text: input length
     new_tokens: int = 32  # text models: tokens generated per run (EOS suppressed)
     decoder: str = "greedy"  # text models: decoding plugin
+    context_tokens: int = 512  # decoder-decoder models: length of the seeded context
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -154,12 +155,19 @@ def _profile_generation(
         kwargs = {"input_ids": [*ids, *model.defaults["eos_token_ids"][:1]]}
     kwargs.update(decoder=options.decoder, max_new_tokens=options.new_tokens,
                   min_new_tokens=options.new_tokens)  # fmt: skip
+    cache = getattr(model, "memory_cache", None)
+    if cache is not None:  # decoder-decoder: a question about a seeded random context
+        kwargs.update(_context_prompt(model, kwargs, options))
     for _ in range(options.warmup):
         model.generate(**kwargs)
-    first, steps, rates, decoder_stats = [], [], [], []
+    first, steps, rates, decoder_stats, memory = [], [], [], [], []
     for _ in range(options.runs):
+        if cache is not None:
+            cache.clear()  # time the context encoder on every run, as for a new document
         result = model.generate(**kwargs)
-        first.append(result.stats["first_token_ms"])
+        if "memory_ms" in result.stats:
+            memory.append(result.stats["memory_ms"])
+        first.append(result.stats["first_token_ms"] + result.stats.get("memory_ms", 0.0))
         steps.extend(result.stats["per_token_ms"])
         rates.append(result.stats["tokens_per_s"])
         decoder_stats.append({k: v for k, v in result.stats.items() if k in _DECODER_KEYS})
@@ -176,7 +184,30 @@ def _profile_generation(
         tokens_per_s=float(np.median(rates)),
         decoder_stats=_mean(decoder_stats),
     )  # fmt: skip
+    if memory:
+        report.update(context_tokens=options.context_tokens, memory_ms=percentiles(memory))
     return report
+
+
+def _context_prompt(model: Any, kwargs: dict[str, Any], options: ProfileOptions) -> dict[str, Any]:
+    """A seeded context of ``context_tokens`` tokens and the question as a prompt with the
+    memory marker (first token times then include encoding the context)."""
+    from edgert.dolphin_core import MEMORY
+
+    rng = np.random.default_rng(1)
+    tokenizer = model.context_tokenizer
+    vocab = tokenizer.get_vocab_size()
+    memory_ids = set(model.settings["memory_ids"])
+    ids = [
+        int(t)
+        for t in rng.integers(0, vocab, 2 * options.context_tokens)
+        if int(t) not in memory_ids
+    ]
+    context = tokenizer.decode(ids, skip_special_tokens=True)
+    question = kwargs.pop("input_ids", None) or model.encode_text(kwargs.pop("text"))
+    if MEMORY not in question:
+        question = [MEMORY, *question[: model.defaults["max_input_length"] - 1]]
+    return {"input_ids": question, "context": context, "context_policy": "chunk"}
 
 
 _DECODER_KEYS = ("target_calls", "drafted", "accepted", "acceptance_rate", "mean_accepted")

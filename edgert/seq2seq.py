@@ -206,7 +206,8 @@ class Seq2SeqModel:
             for key, name in _DEFAULT_OPTIONS.items()
             if name in fields and self.defaults.get(key) is not None
         }
-        merged["prefix_ids"] = [self.defaults["decoder_start_token_id"]]
+        start = self.defaults.get("decoder_start_token_id")
+        merged["prefix_ids"] = [] if start is None else [start]
         merged.update(options)
         parsed = build(decoder_cls.Options, merged, f"decoder {decoder!r} options", InputError)
         room = self.defaults["max_total_length"] - 1

@@ -120,7 +120,7 @@ def validate_seq2seq(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
         "max_relative_logit_diff": worst,
         "greedy_identical": bool(greedy_equal),
     }
-    _check(result, precision)
+    check_tolerance(result, precision)
     return result
 
 
@@ -135,7 +135,7 @@ def _greedy(core: Any, ids: list[int], steps: int, eos: set[int]) -> list[int]:
     return tokens
 
 
-def _check(result: dict[str, Any], precision: str) -> None:
+def check_tolerance(result: dict[str, Any], precision: str) -> None:
     if precision == "fp32" and (
         not result["greedy_identical"] or result["max_relative_logit_diff"] > FP32_RELATIVE_ATOL
     ):

@@ -33,7 +33,7 @@ def _shape(
     type=click.Path(path_type=Path),
     help="Bundle folder [default: <model>-<device>].",
 )
-@click.option("--family", help="Model family [default: seq2seq for Hugging Face models, else cnn].")
+@click.option("--family", help="Model family [default: from the source; see below].")
 @click.option("--input-shape", callback=_shape, help="Classifiers: input shape, e.g. 1,3,224,224.")
 @click.option(
     "--calibration",
@@ -64,7 +64,8 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
            devices_dir, as_json) -> None:  # fmt: skip
     """Export SOURCE to a bundle for a device profile, validated against the source.
 
-    SOURCE is a Hugging Face model folder or hub id (T5, BART, Marian), a classifier as
+    SOURCE is a Hugging Face model folder or hub id (T5, BART, Marian), a Dolphin
+    decoder-decoder folder or a composition .toml (family dolphin), a classifier as
     package.module:factory, a .pt2 (torch.export) or TorchScript file, or a built-in model
     (zoo:digits, zoo:mobilenet-v3-small, zoo:speller).
 
@@ -73,6 +74,7 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
       edgert export zoo:digits --device auto
       edgert export zoo:digits --device snapdragon-8-gen3-npu --out digits-npu
       edgert export ./my-t5 --device x86-avx2-int8 --out t5-int8
+      edgert export ./dolphin.toml --device x86-avx512-vnni-int8 --out qa-int8
       edgert export mypkg.models:build --input-shape 1,3,224,224 \\
           --device x86-avx2-int8 --calibration ./images
     """
@@ -107,6 +109,11 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
             calibration_texts=_lines(calibration) if calibration else (),
         )  # fmt: skip
 
+    elif family == "dolphin":
+        from edgert.exporters.dolphin import DolphinExport
+
+        options = DolphinExport(source=source, out=out, revision=revision, force=force,
+                                allow_fallback=allow_fallback, keep_intermediate=keep_intermediate)  # fmt: skip
     else:
         raise ExportError(
             f"family {family!r} has no command-line exporter", hint="use its Python API"
@@ -116,10 +123,14 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
 
 
 def detect_family(source: str) -> str:
-    """seq2seq for Hugging Face folders and hub ids, cnn for everything else."""
+    """dolphin for Dolphin checkpoints and composition .toml files, seq2seq for other
+    Hugging Face folders and hub ids, cnn for everything else."""
     folder = Path(source)
+    if folder.suffix == ".toml":
+        return "dolphin"
     if (folder / "config.json").is_file():
-        return "seq2seq"
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        return "dolphin" if config.get("model_type") == "dolphin" else "seq2seq"
     looks_like_hub_id = source.count("/") == 1 and ":" not in source and not folder.suffix
     return "seq2seq" if looks_like_hub_id and not folder.exists() else "cnn"
 
@@ -158,7 +169,7 @@ def _report(manifest: dict, out: Path, device: str, as_json: bool) -> None:
     v = manifest["validation"]
     click.echo(f"wrote {out} ({manifest['family']}, {manifest['precision']}, device {device})")
     click.echo("steps: " + ", ".join(f"{s['name']} {s['seconds']:.2f}s" for s in manifest["steps"]))
-    if manifest["family"] == "seq2seq":
+    if manifest["family"] in ("seq2seq", "dolphin"):
         click.echo(f"validated on {v['ran_on']}: next-token agreement {v['next_token_agreement']:.2%} "
                    f"over {v['positions']} positions, greedy identical {v['greedy_identical']}, "
                    f"max relative logit diff {v['max_relative_logit_diff']:.3g}")  # fmt: skip

@@ -64,14 +64,27 @@ def _value(text: str) -> Any:
 @click.option("--truncate", is_flag=True, help="Text: cut inputs longer than the profile allows.")
 @click.option("--option", "-O", "extra", multiple=True, metavar="KEY=VALUE",
               help="Any decoder option, e.g. -O top_p=0.9 -O repetition_penalty=1.2.")  # fmt: skip
+@click.option(
+    "--context",
+    "context_path",
+    type=click.Path(path_type=Path),
+    help="Decoder-decoder models: file with the long context the question is about.",
+)
+@click.option(
+    "--context-policy",
+    type=click.Choice(["reject", "chunk"]),
+    default="reject",
+    show_default=True,
+    help="Contexts longer than the context encoder's window.",
+)
 @click.option("--stats", is_flag=True, help="Text: print timing and decoder statistics.")
 @click.option("--device", "-d", help="Run with this profile's providers instead of the bundle's.")
 @click.option("--threads", type=int, help="Intra-op threads (default: the profile's).")
 @allow_fallback_option
 @json_option
 def run(bundle: Path, text: str | None, input_path: Path | None, top_k: int, decoder: str,
-        max_new_tokens, num_beams, temperature, seed, draft, stop, truncate, extra, stats, device,
-        threads, allow_fallback, as_json) -> None:  # fmt: skip
+        max_new_tokens, num_beams, temperature, seed, draft, stop, truncate, extra, context_path,
+        context_policy, stats, device, threads, allow_fallback, as_json) -> None:  # fmt: skip
     """Run BUNDLE: classify inputs, or generate from TEXT ("-" reads standard input).
 
     \b
@@ -82,6 +95,7 @@ def run(bundle: Path, text: str | None, input_path: Path | None, top_k: int, dec
       edgert run speller-bundle "teh cat" --decoder aggressive --stats
       edgert run speller-bundle "teh cat" --decoder speculative --draft speller-draft
       echo "some text" | edgert run speller-bundle - --decoder sampling --seed 1
+      edgert run qa-bundle "Who wrote the report?" --context report.txt --stats
     """
     import edgert
 
@@ -103,6 +117,19 @@ def run(bundle: Path, text: str | None, input_path: Path | None, top_k: int, dec
         if not sep:
             raise InputError(f"-O expects KEY=VALUE, got {item!r}", hint="e.g. -O top_p=0.9")
         options[key.strip()] = _value(value)
+    if model.bundle.family == "dolphin":
+        if context_path is None:
+            raise InputError(
+                "decoder-decoder bundles answer questions about a context: pass --context FILE",
+                hint=f'edgert run {bundle} "your question" --context document.txt',
+            )
+        if not Path(context_path).is_file():
+            raise InputError(f"context file not found: {context_path}")
+        options["context"] = Path(context_path).read_text(encoding="utf-8")
+        options["context_policy"] = context_policy
+    elif context_path is not None:
+        raise InputError(f"--context is for decoder-decoder bundles; {bundle} is a "
+                         f"{model.bundle.family} bundle")  # fmt: skip
     _generate(model, text, decoder, tuple(stop), truncate, options, stats, as_json)
 
 
@@ -155,6 +182,10 @@ def _print_stats(report: dict, info: Any) -> None:
     if report.get("per_token_median_ms") is not None:
         lines.append(f"per token p50 {report['per_token_median_ms']:.2f} ms, "
                      f"{report['tokens_per_s']:.1f} tokens/s")  # fmt: skip
+    if "memory_ms" in report:
+        hit = "cache hit" if report["memory_cache_hit"] else "encoded"
+        lines.append(f"context {report['context_tokens']} tokens ({hit}, "
+                     f"{report['memory_ms']:.1f} ms)")  # fmt: skip
     for key in ("target_calls", "drafted", "accepted", "acceptance_rate", "mean_accepted"):
         if key in report:
             value = report[key]

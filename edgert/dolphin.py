@@ -1,0 +1,202 @@
+"""Runtime of the ``dolphin`` family: answer questions about a long context.
+
+A small context encoder turns the context into a few memory embeddings once; the main
+decoder reads them as part of its prompt. The memory rows are cached by a hash of the
+context tokens, so further questions about the same text skip the context encoder and
+their first token costs only the main decoder's short prompt.
+
+Contexts longer than the encoder's window (``context_window`` tokens in the manifest) are
+refused unless ``context_policy="chunk"``: the text is then cut into consecutive windows,
+each encoded on its own into the usual number of memory rows, and the rows are placed in
+order where the prompt expects memory (at most ``max_chunks`` windows). Models trained
+with one memory block may answer worse from several, which is why chunking is opt-in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgert.dolphin_core import DolphinCore, Layout, prompt_ids
+from edgert.embeddings import EmbeddingTable
+from edgert.errors import InputError
+from edgert.memory_cache import MemoryCache, context_key
+from edgert.providers import create_session
+from edgert.seq2seq import Generation, Seq2SeqModel, _vocab_signature
+
+if TYPE_CHECKING:
+    from edgert.bundle import Bundle
+    from edgert.catalog import Catalog
+    from edgert.profiles import DeviceProfile
+
+POLICIES = ("reject", "chunk")
+
+
+class DolphinModel(Seq2SeqModel):
+    """A loaded decoder-decoder model. Build it with :func:`edgert.load`.
+
+    Example:
+        >>> model = edgert.load("dolphin-bundle")                          # doctest: +SKIP
+        >>> model.generate("Who wrote it?", context=long_text).text        # doctest: +SKIP
+        >>> for piece in model.stream("And when?", context=long_text):     # doctest: +SKIP
+        ...     print(piece, end="")                     # memory rows come from the cache
+    """
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        profile: DeviceProfile,
+        catalog: Catalog,
+        *,
+        allow_fallback: bool | None = None,
+        threads: int | None = None,
+    ) -> None:
+        from tokenizers import Tokenizer
+
+        self.bundle, self.profile, self.catalog = bundle, profile, catalog
+        manifest = bundle.manifest
+        self.defaults: dict[str, Any] = manifest["generation"]
+        self.settings: dict[str, Any] = manifest["dolphin"]
+        # The context encoder runs once per context: its idle threads must not spin and
+        # take the cores the main decoder needs right after.
+        quiet = profile.with_runtime(spinning=False)
+        self.memory_info = create_session(
+            bundle.file("memory.onnx"), quiet, catalog, allow_fallback=allow_fallback,
+            threads=threads,
+        )  # fmt: skip
+        self.encoder_info = self.memory_info  # what `edgert profile` reports as the encoder
+        self.session_info = create_session(
+            bundle.file("decoder.onnx"), profile, catalog, allow_fallback=allow_fallback,
+            threads=threads,
+        )  # fmt: skip
+        table = EmbeddingTable(bundle.file(manifest["embeddings"]["file"]))
+        self.core = DolphinCore(self.session_info.session, table, Layout(**manifest["layout"]))
+        self.tokenizer = Tokenizer.from_file(str(bundle.file(manifest["tokenizer"])))
+        self.context_tokenizer = Tokenizer.from_file(
+            str(bundle.file(self.settings["context_tokenizer"]))
+        )
+        self.core.vocab_signature = _vocab_signature(self.tokenizer)
+        self.core.encode_context = self.memory
+        self.memory_cache = MemoryCache()
+        self.last_memory: dict[str, Any] = {}
+
+    # --- public API -------------------------------------------------------------------
+    def generate(self, question: str | None = None, *, context: str, **kwargs: Any) -> Generation:
+        """Answer ``question`` about ``context``; options are the decoder's."""
+        memory_stats = self._prepare(context, kwargs)
+        result = super().generate(question, **kwargs)
+        result.stats.update(memory_stats)
+        return result
+
+    def stream(
+        self, question: str | None = None, *, context: str, stats: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[str]:  # fmt: skip
+        """Yield the answer as it is decoded (``stats`` receives the statistics)."""
+        report = {} if stats is None else stats
+        memory_stats = self._prepare(context, kwargs)
+        yield from super().stream(question, stats=report, **kwargs)
+        report.update(memory_stats)
+
+    def memory(
+        self, context: str, *, context_policy: str = "reject"
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Memory rows ``[chunks * slots, d_model]`` of ``context`` and how they were made."""
+        if not isinstance(context, str) or not context.strip():
+            raise InputError(
+                "the context is empty",
+                hint="pass the long text as context=... (--context FILE); the question goes "
+                "in the text argument",
+            )
+        if context_policy not in POLICIES:
+            raise InputError(
+                f"unknown context_policy {context_policy!r}",
+                hint=f"choose one of: {', '.join(POLICIES)}",
+            )
+        ids = self.context_tokenizer.encode(context).ids
+        chunks = self._chunks(ids, context_policy)
+        key = context_key(ids, len(chunks))
+        started = time.perf_counter()
+        rows = self.memory_cache.get(key)
+        hit = rows is not None
+        if rows is None:
+            memory_ids = self.settings["memory_ids"]
+            run = self.memory_info.session.run
+            rows = np.concatenate(
+                [
+                    run(None, {"input_ids": np.asarray([[*chunk, *memory_ids]], np.int64)})[0][0]
+                    for chunk in chunks
+                ]
+            )
+            self.memory_cache.put(key, rows)
+        return rows, {
+            "context_tokens": len(ids),
+            "context_chunks": len(chunks),
+            "memory_cache_hit": hit,
+            "memory_ms": (time.perf_counter() - started) * 1000,
+        }
+
+    @property
+    def context_window(self) -> int:
+        """Context tokens one pass of the context encoder takes."""
+        return int(self.settings["context_window"])
+
+    # --- internals ----------------------------------------------------------------------
+    def _chunks(self, ids: list[int], policy: str) -> list[list[int]]:
+        window, limit = self.context_window, int(self.settings["max_chunks"])
+        if len(ids) <= window:
+            return [ids]
+        if policy == "reject":
+            raise InputError(
+                f"the context has {len(ids)} tokens; the context encoder takes at most {window}",
+                hint="shorten the context, or pass context_policy='chunk' "
+                f"(--context-policy chunk) to encode it in windows of {window} tokens",
+            )
+        chunks = [ids[i : i + window] for i in range(0, len(ids), window)]
+        if len(chunks) > limit:
+            raise InputError(
+                f"the context has {len(ids)} tokens: {len(chunks)} windows of {window}, more "
+                f"than the {limit} this bundle's prompt holds",
+                hint=f"shorten the context to at most {window * limit} tokens",
+            )
+        return chunks
+
+    def _prepare(self, context: str, options: dict[str, Any]) -> dict[str, Any]:
+        """Memory for ``context`` into the core (and a dolphin draft's), before decoding."""
+        policy = options.pop("context_policy", "reject")
+        rows, stats = self.memory(context, context_policy=policy)
+        self.core.use_memory(rows)
+        if options.get("decoder") == "speculative" and options.get("draft"):
+            from edgert.plugins.decoding.speculative import load_draft
+
+            draft = load_draft(str(options["draft"]))
+            if hasattr(draft, "encode_context"):
+                draft.use_memory(draft.encode_context(context, context_policy=policy)[0])
+        self.last_memory = stats
+        return stats
+
+    def encode_text(self, text: str, *, truncate: bool = False) -> list[int]:
+        """Prompt ids of a question (memory marker included), checked against the limits."""
+        if not isinstance(text, str) or not text.strip():
+            raise InputError("the question is empty", hint="pass the question as text")
+        ids = prompt_ids(self.tokenizer, self.settings["template"], text)
+        return self._check_length(ids, truncate)
+
+    def _check_length(self, ids: list[int], truncate: bool) -> list[int]:
+        limit = self.defaults["max_input_length"]
+        if len(ids) > limit:
+            raise InputError(
+                f"the question has {len(ids)} tokens; profile {self.profile.id!r} takes at most {limit}",
+                hint="shorten the question; long text belongs in the context",
+            )
+        if ids.count(-1) != 1:
+            raise InputError("prompt ids need exactly one memory marker (-1)")
+        return ids
+
+    def __repr__(self) -> str:
+        return (
+            f"DolphinModel({self.bundle.path}, device={self.profile.id}, provider={self.provider})"
+        )

@@ -1,0 +1,179 @@
+"""Exporter of the ``dolphin`` family: context encoder + projector, and the main decoder.
+
+Loads a Dolphin-layout checkpoint or a composition (:mod:`.dolphin_source`), exports the
+memory and decoder graphs (:mod:`.dolphin_graphs`), runs the profile's steps on both,
+stores the main decoder's embedding table once, both tokenizers and the prompt layout,
+and validates against the PyTorch reference before the bundle is renamed into place.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
+from edgert.embeddings import save_table
+from edgert.errors import ExportError
+from edgert.exporters.dolphin_graphs import export_graphs, io_names, layout
+from edgert.exporters.dolphin_source import DolphinSource, load_source
+from edgert.exporters.dolphin_validate import validate_dolphin
+from edgert.exporters.pipeline import (
+    Artifact,
+    ExportContext,
+    overall_precision,
+    provenance,
+    run_steps_keeping,
+)
+from edgert.profiles import check_steps
+
+if TYPE_CHECKING:
+    from edgert.catalog import Catalog
+    from edgert.profiles import DeviceProfile
+
+
+@dataclass(frozen=True)
+class DolphinExport:
+    """Options of one decoder-decoder export."""
+
+    source: str  # Dolphin folder or hub id, or a composition .toml
+    out: Path
+    revision: str | None = None
+    force: bool = False
+    allow_fallback: bool | None = None
+    keep_intermediate: Path | None = None
+    max_chunks: int = 4  # context windows a prompt may hold with context_policy="chunk"
+
+
+def check_profile(profile: DeviceProfile) -> None:
+    """Static-shape profiles (NPUs) have no decoder-decoder graphs yet: say so up front."""
+    if profile.export.static_shapes:
+        raise ExportError(
+            f"profile {profile.id!r} needs static shapes, and decoder-decoder models have no "
+            "static-shape export yet (the context length and the KV cache are dynamic)",
+            hint="export for a CPU or GPU profile instead, e.g. --device cpu-generic, "
+            "x86-avx512-vnni-int8 or nvidia-cuda-fp16",
+        )
+
+
+def export_dolphin(options: DolphinExport, profile: DeviceProfile, catalog: Catalog) -> Bundle:
+    """Export a decoder-decoder model for ``profile``; returns the verified bundle."""
+    check_steps(profile)
+    check_profile(profile)
+    if Path(options.out).exists() and not options.force:
+        raise ExportError(
+            f"output {options.out} already exists", hint="choose another --out, or pass --force"
+        )
+    if options.max_chunks < 1:
+        raise ExportError(f"max_chunks must be >= 1, got {options.max_chunks}")
+    source = load_source(options.source, options.revision)
+    table = source.main.get_input_embeddings().weight.detach().float().numpy()
+    with (
+        tempfile.TemporaryDirectory(prefix="edgert-export-") as tmp,
+        staged_directory(options.out, overwrite=options.force) as staging,
+    ):
+        workdir = Path(tmp)
+        first_dir = workdir / "00-torch-to-onnx"
+        first_dir.mkdir()
+        try:
+            paths = export_graphs(source, first_dir, profile.export.opset)
+        except ExportError:
+            raise
+        except Exception as exc:
+            raise ExportError(f"{type(exc).__name__}: {exc}", step="torch-to-onnx") from exc
+        ctx = ExportContext(
+            profile=profile,
+            catalog=catalog,
+            family=catalog.families.get("dolphin"),
+            workdir=workdir,
+            validator=validate_dolphin,
+            allow_fallback=options.allow_fallback,
+            extra={"source": source, "table": table},
+        )
+        first = {role: Artifact(path, "fp32", profile.export.opset) for role, path in paths.items()}
+        final = run_steps_keeping(first, ctx, options.keep_intermediate)
+        for role, artifact in final.items():
+            shutil.copy2(artifact.path, staging / f"{role}.onnx")
+        save_table(table, staging / "embeddings.npy", overall_precision(final))
+        (staging / "tokenizer.json").write_text(source.tokenizer_json, encoding="utf-8")
+        (staging / "context_tokenizer.json").write_text(
+            source.context_tokenizer_json, encoding="utf-8"
+        )
+        write_manifest(staging, _manifest(options, source, profile, final, ctx))
+    return open_bundle(options.out)
+
+
+def generation_defaults(source: DolphinSource, profile: DeviceProfile) -> dict[str, Any]:
+    """Token ids and limits generation needs."""
+    gen = getattr(source.main, "generation_config", None)
+    max_new = getattr(gen, "max_new_tokens", None) or 64
+    return {
+        "decoder_start_token_id": None,
+        "eos_token_ids": list(source.eos_token_ids),
+        "pad_token_id": source.main.config.pad_token_id,
+        "max_new_tokens": max_new,
+        "max_input_length": profile.export.max_input_length,  # question tokens
+        "max_total_length": int(source.main.config.max_position_embeddings),
+        "num_beams": 1,
+        "no_repeat_ngram_size": 0,
+        "repetition_penalty": 1.0,
+    }
+
+
+def _manifest(
+    options: DolphinExport,
+    source: DolphinSource,
+    profile: DeviceProfile,
+    final: dict[str, Artifact],
+    ctx: ExportContext,
+) -> dict[str, Any]:
+    lay = layout(source.main, source.slots)
+    names = io_names(lay.layers)
+    d_in, d_out = source.projector.widths
+    return {
+        "family": "dolphin",
+        "graphs": [
+            {
+                "role": "memory",
+                "file": "memory.onnx",
+                "inputs": names["memory_inputs"],
+                "outputs": names["memory_outputs"],
+            },
+            {
+                "role": "decoder",
+                "file": "decoder.onnx",
+                "inputs": names["decoder_inputs"],
+                "outputs": names["decoder_outputs"],
+            },
+        ],
+        "layout": {
+            "layers": lay.layers,
+            "kv_heads": lay.kv_heads,
+            "head_dim": lay.head_dim,
+            "d_model": lay.d_model,
+            "vocab": lay.vocab,
+            "slots": lay.slots,
+        },
+        "embeddings": {"file": "embeddings.npy"},
+        "tokenizer": "tokenizer.json",
+        "dolphin": {
+            "context_tokenizer": "context_tokenizer.json",
+            "memory_ids": list(source.memory_ids),
+            "template": source.template,
+            "context_window": source.context_window,
+            "max_chunks": options.max_chunks,
+            "projector": {"kind": source.projector.kind, "widths": [d_in, d_out]},
+            "context_encoder": source.encoder.config.model_type,
+            "main_decoder": source.main.config.model_type,
+        },
+        "generation": generation_defaults(source, profile),
+        "device": {"id": profile.id, "profile": profile.to_dict()},
+        "precision": overall_precision(final),
+        "opset": profile.export.opset,
+        "validation": ctx.report["validation"],
+        "quantization": ctx.report.get("quantization"),
+        "steps": ctx.report["steps"],
+        "provenance": provenance(options.source, revision=options.revision),
+    }
