@@ -83,7 +83,7 @@ def profile_bundle(
     model, first_ms = _timed_load(bundle, options)
     del model
     model, warm_ms = _timed_load(bundle, options)
-    if model.bundle.family == "seq2seq":
+    if model.bundle.family != "cnn":
         report = _profile_generation(model, options, tick)
         report["load_ms"] = {"first": first_ms, "warm": warm_ms}
         return report
@@ -185,29 +185,32 @@ def _profile_generation(
         decoder_stats=_mean(decoder_stats),
     )  # fmt: skip
     if memory:
-        report.update(context_tokens=options.context_tokens, memory_ms=percentiles(memory))
+        report.update(context_tokens=min(options.context_tokens, model.context_window),
+                      memory_ms=percentiles(memory))  # fmt: skip
     return report
 
 
 def _context_prompt(model: Any, kwargs: dict[str, Any], options: ProfileOptions) -> dict[str, Any]:
-    """A seeded context of ``context_tokens`` tokens and the question as a prompt with the
-    memory marker (first token times then include encoding the context)."""
+    """A seeded context of ``context_tokens`` tokens (at most the encoder's window) and the
+    question as a prompt with the memory marker; first-token times include encoding it."""
     from edgert.dolphin_core import MEMORY
 
     rng = np.random.default_rng(1)
     tokenizer = model.context_tokenizer
-    vocab = tokenizer.get_vocab_size()
     memory_ids = set(model.settings["memory_ids"])
-    ids = [
-        int(t)
-        for t in rng.integers(0, vocab, 2 * options.context_tokens)
-        if int(t) not in memory_ids
-    ]
-    context = tokenizer.decode(ids, skip_special_tokens=True)
+    target = min(options.context_tokens, model.context_window)
+    ids = [int(t) for t in rng.integers(0, tokenizer.get_vocab_size(), 2 * target)]
+    ids = [t for t in ids if t not in memory_ids][:target]
+    for _ in range(4):  # decoding and re-encoding may merge or split tokens: trim to fit
+        context = tokenizer.decode(ids, skip_special_tokens=True)
+        ids = tokenizer.encode(context).ids
+        if len(ids) <= target:
+            break
+        ids = ids[:target]
     question = kwargs.pop("input_ids", None) or model.encode_text(kwargs.pop("text"))
     if MEMORY not in question:
         question = [MEMORY, *question[: model.defaults["max_input_length"] - 1]]
-    return {"input_ids": question, "context": context, "context_policy": "chunk"}
+    return {"input_ids": question, "context": context}
 
 
 _DECODER_KEYS = ("target_calls", "drafted", "accepted", "acceptance_rate", "mean_accepted")
