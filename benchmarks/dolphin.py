@@ -32,7 +32,6 @@ import numpy as np
 
 import edgert
 from edgert.catalog import get_catalog
-from edgert.dolphin_core import MEMORY
 
 SLOTS = 32
 VOCAB = 4000
@@ -150,7 +149,9 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[512, 2048, 8192])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgert-bench-dolphin")
+    parser.add_argument(
+        "--work", type=Path, default=Path(tempfile.gettempdir()) / "edgert-bench-dolphin"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/dolphin.json"))
     args = parser.parse_args()
     source = build_source(args.work / "source", max(args.lengths))
@@ -195,7 +196,11 @@ def host() -> dict[str, Any]:
 
     from edgert.host import this_host
 
-    return {"cpu": this_host().cpu_name, "cores": os.cpu_count(), "python": platform.python_version()}
+    return {
+        "cpu": this_host().cpu_name,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+    }
 
 
 if __name__ == "__main__":
