@@ -121,3 +121,22 @@ def make_composition(folder: Path, *, slots: int = 4, projector_widths: tuple[in
         lines.append(f"memory_slots = {memory_slots}")
     (folder / "dolphin.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder / "dolphin.toml"
+
+
+CONTEXTS = [
+    "the context encoder reads a long document once and the cache keeps its memory",
+    "who wrote the report and when was it published on the phone",
+    "memory embeddings replace placeholder tokens in the prompt of a small model",
+]
+QUESTIONS = ["who wrote the report", "when was it published", "what does the cache keep"]
+
+
+def export(source, out, device="cpu-generic", **options):
+    import edgert
+    from edgert.catalog import get_catalog
+    from edgert.exporters.dolphin import DolphinExport, export_dolphin
+
+    profile, _ = edgert.resolve_device(device)
+    return export_dolphin(
+        DolphinExport(source=str(source), out=out, **options), profile, get_catalog()
+    )

@@ -3,25 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dolphin_models import make_composition, make_dolphin
-
-CONTEXTS = [
-    "the context encoder reads a long document once and the cache keeps its memory",
-    "who wrote the report and when was it published on the phone",
-    "memory embeddings replace placeholder tokens in the prompt of a small model",
-]
-QUESTIONS = ["who wrote the report", "when was it published", "what does the cache keep"]
-
-
-def export(source, out, device="cpu-generic", **options):
-    import edgert
-    from edgert.catalog import get_catalog
-    from edgert.exporters.dolphin import DolphinExport, export_dolphin
-
-    profile, _ = edgert.resolve_device(device)
-    return export_dolphin(
-        DolphinExport(source=str(source), out=out, **options), profile, get_catalog()
-    )
+from dolphin_models import export, make_composition, make_dolphin
 
 
 @pytest.fixture(scope="session")

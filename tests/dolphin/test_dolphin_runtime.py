@@ -6,8 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import CONTEXTS, QUESTIONS, export
-from dolphin_models import make_dolphin
+from dolphin_models import CONTEXTS, QUESTIONS, export, make_dolphin
 
 import edgert
 from edgert.errors import InputError

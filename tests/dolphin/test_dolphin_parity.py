@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import CONTEXTS, QUESTIONS, export
+from dolphin_models import CONTEXTS, QUESTIONS, export
 
 import edgert
 
@@ -112,3 +112,12 @@ def test_memory_rows_match_reference(dolphin_sources, dolphin_bundles):
     assert rows.shape == (loaded.slots, 48) == expected.shape
     np.testing.assert_allclose(rows, expected, atol=1e-4)
     assert stats["context_chunks"] == 1 and stats["memory_cache_hit"] is False
+
+
+def test_fp16_gpu_bundle_agrees(dolphin_sources, tmp_path):
+    """The CUDA fp16 profile: validated on CPU here (and labelled so), greedy agreement kept."""
+    bundle = export(dolphin_sources["composition"], tmp_path / "fp16", device="nvidia-cuda-fp16")
+    validation = bundle.manifest["validation"]
+    assert bundle.manifest["precision"] == "fp16"
+    assert validation["next_token_agreement"] >= 0.9
+    assert validation["ran_on"].startswith(("ort-cuda", "ort-cpu (ort-cuda unavailable here)"))

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import export
-from dolphin_models import make_composition, make_dolphin
+from dolphin_models import export, make_composition, make_dolphin
 
 from edgert.errors import ExportError
 
@@ -74,3 +73,13 @@ def test_cli_export_detects_the_family(dolphin_sources, tmp_path, capsys):
     assert code == 0, err
     report = json.loads(stdout)
     assert report["family"] == "dolphin" and report["validation"]["greedy_identical"] is True
+
+
+def test_unreachable_hub_id_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    refused(
+        "edgert-tests/no-such-dolphin",
+        tmp_path / "out",
+        "cannot download 'edgert-tests/no-such-dolphin'",
+    )
+    refused("not-a-folder-or-id", tmp_path / "out", "neither a folder nor a hub id")
