@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgert.dolphin_core import DolphinCore, Layout, prompt_ids
+from edgert.dolphin_core import DolphinCore, Layout, StaticDolphinCore, memory_rows, prompt_ids
 from edgert.embeddings import EmbeddingTable
 from edgert.errors import InputError
 from edgert.memory_cache import MemoryCache, context_key
@@ -73,7 +73,14 @@ class DolphinModel(Seq2SeqModel):
             threads=threads,
         )  # fmt: skip
         table = EmbeddingTable(bundle.file(manifest["embeddings"]["file"]))
-        self.core = DolphinCore(self.session_info.session, table, Layout(**manifest["layout"]))
+        self.static = manifest.get("static")
+        lay = Layout(**manifest["layout"])
+        if self.static:
+            self.core: Any = StaticDolphinCore(
+                self.session_info.session, table, lay, self.static["max_total"]
+            )
+        else:
+            self.core = DolphinCore(self.session_info.session, table, lay)
         self.tokenizer = Tokenizer.from_file(str(bundle.file(manifest["tokenizer"])))
         self.context_tokenizer = Tokenizer.from_file(
             str(bundle.file(self.settings["context_tokenizer"]))
@@ -124,12 +131,10 @@ class DolphinModel(Seq2SeqModel):
         hit = rows is not None
         if rows is None:
             memory_ids = self.settings["memory_ids"]
-            run = self.memory_info.session.run
+            length = self.static["window"] + len(memory_ids) if self.static else None
+            session = self.memory_info.session
             rows = np.concatenate(
-                [
-                    run(None, {"input_ids": np.asarray([[*chunk, *memory_ids]], np.int64)})[0][0]
-                    for chunk in chunks
-                ]
+                [memory_rows(session, chunk, memory_ids, length) for chunk in chunks]
             )
             self.memory_cache.put(key, rows)
         return rows, {

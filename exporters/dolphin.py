@@ -19,6 +19,7 @@ from edgert.embeddings import save_table
 from edgert.errors import ExportError
 from edgert.exporters.dolphin_graphs import export_graphs, io_names, layout
 from edgert.exporters.dolphin_source import DolphinSource, load_source
+from edgert.exporters.dolphin_static import calibration_traces, export_static_graphs
 from edgert.exporters.dolphin_validate import validate_dolphin
 from edgert.exporters.pipeline import (
     Artifact,
@@ -47,21 +48,25 @@ class DolphinExport:
     max_chunks: int = 4  # context windows a prompt may hold with context_policy="chunk"
 
 
-def check_profile(profile: DeviceProfile) -> None:
-    """Static-shape profiles (NPUs) have no decoder-decoder graphs yet: say so up front."""
-    if profile.export.static_shapes:
+def static_settings(source: DolphinSource, profile: DeviceProfile) -> dict[str, int] | None:
+    """Buckets of static-shape profiles (NPUs): the context window is the profile's
+    ``max_input_length``, the K/V buffers hold ``max_total_length`` positions (prompt with
+    its memory rows included)."""
+    if not profile.export.static_shapes:
+        return None
+    window, total = profile.export.max_input_length, profile.export.max_total_length
+    if total <= source.slots + 8:
         raise ExportError(
-            f"profile {profile.id!r} needs static shapes, and decoder-decoder models have no "
-            "static-shape export yet (the context length and the KV cache are dynamic)",
-            hint="export for a CPU or GPU profile instead, e.g. --device cpu-generic, "
-            "x86-avx512-vnni-int8 or nvidia-cuda-fp16",
+            f"profile {profile.id!r} holds {total} decoder positions, too few for "
+            f"{source.slots} memory rows, a question and an answer",
+            hint=f"raise [export] max_total_length above {source.slots + 64}",
         )
+    return {"window": window, "max_total": total}
 
 
 def export_dolphin(options: DolphinExport, profile: DeviceProfile, catalog: Catalog) -> Bundle:
     """Export a decoder-decoder model for ``profile``; returns the verified bundle."""
     check_steps(profile)
-    check_profile(profile)
     if Path(options.out).exists() and not options.force:
         raise ExportError(
             f"output {options.out} already exists", hint="choose another --out, or pass --force"
@@ -77,8 +82,14 @@ def export_dolphin(options: DolphinExport, profile: DeviceProfile, catalog: Cata
         workdir = Path(tmp)
         first_dir = workdir / "00-torch-to-onnx"
         first_dir.mkdir()
+        static = static_settings(source, profile)
         try:
-            paths = export_graphs(source, first_dir, profile.export.opset)
+            if static:
+                paths = export_static_graphs(
+                    source, first_dir, static["window"], static["max_total"], profile.export.opset
+                )
+            else:
+                paths = export_graphs(source, first_dir, profile.export.opset)
         except ExportError:
             raise
         except Exception as exc:
@@ -90,8 +101,10 @@ def export_dolphin(options: DolphinExport, profile: DeviceProfile, catalog: Cata
             workdir=workdir,
             validator=validate_dolphin,
             allow_fallback=options.allow_fallback,
-            extra={"source": source, "table": table},
+            extra={"source": source, "table": table, "static": static},
         )
+        if static:
+            ctx.per_graph = calibration_traces(paths, ctx)
         first = {role: Artifact(path, "fp32", profile.export.opset) for role, path in paths.items()}
         final = run_steps_keeping(first, ctx, options.keep_intermediate)
         for role, artifact in final.items():
@@ -162,7 +175,9 @@ def _manifest(
             "context_tokenizer": "context_tokenizer.json",
             "memory_ids": list(source.memory_ids),
             "template": source.template,
-            "context_window": source.context_window,
+            "context_window": ctx.extra["static"]["window"]
+            if ctx.extra["static"]
+            else source.context_window,
             "max_chunks": options.max_chunks,
             "projector": {"kind": source.projector.kind, "widths": [d_in, d_out]},
             "context_encoder": source.encoder.config.model_type,
@@ -175,5 +190,6 @@ def _manifest(
         "validation": ctx.report["validation"],
         "quantization": ctx.report.get("quantization"),
         "steps": ctx.report["steps"],
+        "static": ctx.extra["static"],
         "provenance": provenance(options.source, revision=options.revision),
     }

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgert.dolphin_core import MEMORY, DolphinCore
+from edgert.dolphin_core import MEMORY, DolphinCore, StaticDolphinCore, memory_rows
 from edgert.embeddings import EmbeddingTable, save_table
 from edgert.exporters.dolphin_graphs import layout
 from edgert.exporters.dolphin_source import Reference
@@ -27,7 +27,9 @@ from edgert.exporters.validation import validation_session
 NEW_TOKENS = 12
 
 
-def validation_pairs(source: Any, count: int = 4) -> list[tuple[list[int], list[int]]]:
+def validation_pairs(
+    source: Any, count: int = 4, window: int | None = None
+) -> list[tuple[list[int], list[int]]]:
     """Seeded (context ids, prompt ids) pairs drawn from the ordinary vocabulary."""
     from tokenizers import Tokenizer
 
@@ -43,7 +45,7 @@ def validation_pairs(source: Any, count: int = 4) -> list[tuple[list[int], list[
         ids = [int(i) for i in rng.integers(0, vocab, 4 * n) if int(i) not in special]
         return ids[:n]
 
-    window = max(8, min(source.context_window, 96))
+    window = max(8, min(window or source.context_window, 96))
     return [
         (draw(context_vocab, int(rng.integers(8, window))),
          [*head, MEMORY, *draw(main_vocab, int(rng.integers(2, 9)))])
@@ -60,18 +62,23 @@ def validate_dolphin(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
     precision = overall_precision(artifacts)
     table_path = ctx.workdir / "validate-embeddings.npy"
     save_table(ctx.extra["table"], table_path, precision)
-    core = DolphinCore(
-        decoder_info.session, EmbeddingTable(table_path), layout(source.main, source.slots)
-    )
+    lay = layout(source.main, source.slots)
+    static = ctx.extra.get("static")
+    if static:
+        core: Any = StaticDolphinCore(
+            decoder_info.session, EmbeddingTable(table_path), lay, static["max_total"]
+        )
+        length = static["window"] + source.slots
+    else:
+        core, length = DolphinCore(decoder_info.session, EmbeddingTable(table_path), lay), None
     agree = total = 0
     worst = worst_memory = 0.0
     greedy_equal = True
-    pairs = validation_pairs(source)
+    pairs = validation_pairs(source, window=static["window"] if static else None)
     for context, prompt in pairs:
         reference_rows = reference.memory(context)
         expected_memory = reference_rows.float().numpy()
-        feed = {"input_ids": np.asarray([[*context, *source.memory_ids]], np.int64)}
-        memory = memory_info.session.run(None, feed)[0][0]
+        memory = memory_rows(memory_info.session, context, source.memory_ids, length)
         worst_memory = max(worst_memory, _relative(memory, expected_memory))
         tokens, expected = reference.greedy(reference_rows, prompt, NEW_TOKENS)
         core.use_memory(memory)
@@ -100,7 +107,7 @@ def _relative(got: np.ndarray, expected: np.ndarray) -> float:
     return float(np.max(np.abs(got - expected)) / max(1.0, float(np.max(np.abs(expected)))))
 
 
-def _greedy(core: DolphinCore, prompt: list[int], steps: int, eos: set[int]) -> list[int]:
+def _greedy(core: Any, prompt: list[int], steps: int, eos: set[int]) -> list[int]:
     logits = core.start(prompt)[-1]
     tokens: list[int] = []
     while True:

@@ -4,6 +4,7 @@ and leave no bundle behind."""
 from __future__ import annotations
 
 import json
+from importlib import resources
 
 import pytest
 from dolphin_models import export, make_composition, make_dolphin
@@ -58,10 +59,14 @@ def test_not_a_dolphin_checkpoint(tmp_path, dolphin_sources):
     refused(bad, tmp_path / "out", "main_decodr")
 
 
-def test_static_profile_is_refused_up_front(dolphin_sources, tmp_path):
-    error = refused(dolphin_sources["dolphin"], tmp_path / "out", "snapdragon-8-gen3-npu",
-                    device="snapdragon-8-gen3-npu")  # fmt: skip
-    assert "static shapes" in str(error) and "cpu-generic" in error.hint
+def test_static_profile_with_too_small_buffers(dolphin_sources, tmp_path):
+    profile = tmp_path / "tiny-npu.toml"
+    shipped = (resources.files("edgert.devices") / "snapdragon-8-gen3-npu.toml").read_text()
+    profile.write_text(shipped.replace('id = "snapdragon-8-gen3-npu"', 'id = "tiny-npu"')
+                       .replace("max_total_length = 256", "max_total_length = 10"))  # fmt: skip
+    error = refused(dolphin_sources["dolphin"], tmp_path / "out", "holds 10 decoder positions",
+                    device=str(profile))  # fmt: skip
+    assert "max_total_length" in error.hint
 
 
 def test_cli_export_detects_the_family(dolphin_sources, tmp_path, capsys):
