@@ -159,3 +159,20 @@ def test_runs_without_torch(dolphin_bundles):
         QUESTIONS[0], context=CONTEXTS[0], max_new_tokens=6
     )
     assert result.stdout.strip() == str(expected.token_ids)
+
+
+def test_ask_app_reuses_the_memory(dolphin_bundles, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    document = tmp_path / "doc.txt"
+    document.write_text(CONTEXTS[1], encoding="utf-8")
+    app = Path(__file__).resolve().parents[2] / "apps" / "ask.py"
+    result = subprocess.run(
+        [sys.executable, str(app), str(dolphin_bundles["dolphin"]), str(document), *QUESTIONS[:2]],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Q: ") == 2
+    assert "[read the document" in result.stdout and "[cached memory" in result.stdout
