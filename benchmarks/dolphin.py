@@ -154,12 +154,13 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/dolphin.json"))
     args = parser.parse_args()
-    source = build_source(args.work / "source", max(args.lengths))
+    longest = max(args.lengths)
+    source = build_source(args.work / f"source-{longest}", longest)
     corpus = (source / "corpus.txt").read_text(encoding="utf-8").splitlines()
     devices = {"fp32": "cpu-generic", "int8": "x86-avx512-vnni-int8"}
     rows = []
     for precision in args.precisions:
-        bundle = export(source, args.work / precision, devices[precision])
+        bundle = export(source, args.work / f"{precision}-{longest}", devices[precision])
         model = edgert.load(bundle)
         for length in args.lengths:
             context = context_of(model, corpus, length)
