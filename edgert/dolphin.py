@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgert.dolphin_core import DolphinCore, Layout, StaticDolphinCore, memory_rows, prompt_ids
+from edgert.dolphin_core import DolphinCore, Layout, memory_rows, prompt_ids
+from edgert.dolphin_static_core import StaticDolphinCore
 from edgert.embeddings import EmbeddingTable
 from edgert.errors import InputError
 from edgert.memory_cache import MemoryCache, context_key

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgert.dolphin_core import MEMORY, StaticDolphinCore, memory_rows
+from edgert.dolphin_core import memory_rows
+from edgert.dolphin_static_core import StaticDolphinCore
 from edgert.embeddings import EmbeddingTable, save_table
 from edgert.exporters.dolphin_graphs import layout
 from edgert.exporters.pipeline import ExportContext
@@ -169,8 +170,3 @@ def calibration_traces(paths: dict[str, Path], ctx: ExportContext) -> dict[str, 
         "memory": {"calibration": memory.feeds},
         "decoder": {"calibration": decoder.feeds[::step]},
     }
-
-
-def prompt_room(prompt: list[int], slots: int) -> int:
-    """Decoder positions a prompt takes (its marker becomes ``slots`` rows)."""
-    return len(prompt) - prompt.count(MEMORY) + slots

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from edgert.dolphin_core import MEMORY, DolphinCore, StaticDolphinCore, memory_rows
+from edgert.dolphin_core import MARKER, MEMORY, DolphinCore, memory_rows
+from edgert.dolphin_static_core import StaticDolphinCore
 from edgert.embeddings import EmbeddingTable, save_table
 from edgert.exporters.dolphin_graphs import layout
 from edgert.exporters.dolphin_source import Reference
@@ -34,7 +35,7 @@ def validation_pairs(
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_str(source.tokenizer_json)
-    before = source.template.replace("{question}", "").partition("<context>")[0]
+    before = source.template.replace("{question}", "").partition(MARKER)[0]
     head = tokenizer.encode(before).ids
     special = set(source.memory_ids) | set(source.eos_token_ids)
     context_vocab = int(source.encoder.config.vocab_size)
