@@ -73,7 +73,9 @@ def load_model(source: str, revision: str | None = None) -> Any:
         raise ExportError(
             f"{source!r} is a {config.model_type!r} model, not an encoder-decoder this "
             f"exporter supports ({', '.join(SUPPORTED)})",
-            hint="use --family cnn for image classifiers; decoder-only models are not seq2seq",
+            hint="pass --family dolphin for decoder-decoder (Dolphin) checkpoints"
+            if config.model_type == "dolphin"
+            else "use --family cnn for image classifiers; decoder-only models are not seq2seq",
         )
     model = AutoModelForSeq2SeqLM.from_pretrained(
         source, revision=revision, attn_implementation="eager", use_safetensors=None
