@@ -65,17 +65,18 @@ def load_model(source: str, revision: str | None = None) -> Any:
     try:
         config = AutoConfig.from_pretrained(source, revision=revision)
     except (OSError, ValueError) as exc:
+        dolphin = "dolphin" in str(exc)
         raise ExportError(
             f"cannot read a model config from {source!r}: {exc}",
-            hint="pass a local Hugging Face model folder (with config.json) or a hub id",
+            hint="pass --family dolphin for decoder-decoder (Dolphin) checkpoints"
+            if dolphin
+            else "pass a local Hugging Face model folder (with config.json) or a hub id",
         ) from exc
     if not config.is_encoder_decoder or config.model_type not in SUPPORTED:
         raise ExportError(
             f"{source!r} is a {config.model_type!r} model, not an encoder-decoder this "
             f"exporter supports ({', '.join(SUPPORTED)})",
-            hint="pass --family dolphin for decoder-decoder (Dolphin) checkpoints"
-            if config.model_type == "dolphin"
-            else "use --family cnn for image classifiers; decoder-only models are not seq2seq",
+            hint="use --family cnn for image classifiers; decoder-only models are not seq2seq",
         )
     model = AutoModelForSeq2SeqLM.from_pretrained(
         source, revision=revision, attn_implementation="eager", use_safetensors=None
