@@ -14,17 +14,17 @@ with one memory block may answer worse from several, which is why chunking is op
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgert.dolphin_core import DolphinCore, Layout, memory_rows, prompt_ids
+from edgert.context_memory import ContextMemory
+from edgert.dolphin_core import DolphinCore, Layout, prompt_ids
 from edgert.dolphin_static_core import StaticDolphinCore
 from edgert.embeddings import EmbeddingTable
 from edgert.errors import InputError
-from edgert.memory_cache import MemoryCache, context_key
+from edgert.memory_cache import MemoryCache
 from edgert.providers import create_session
 from edgert.seq2seq import Generation, Seq2SeqModel, _vocab_signature
 
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from edgert.bundle import Bundle
     from edgert.catalog import Catalog
     from edgert.profiles import DeviceProfile
-
-POLICIES = ("reject", "chunk")
 
 
 class DolphinModel(Seq2SeqModel):
@@ -87,9 +85,12 @@ class DolphinModel(Seq2SeqModel):
             str(bundle.file(self.settings["context_tokenizer"]))
         )
         self.core.vocab_signature = _vocab_signature(self.tokenizer)
-        self.core.encode_context = self.memory
-        self.memory_cache = MemoryCache()
-        self.last_memory: dict[str, Any] = {}
+        self.context = ContextMemory(
+            self.memory_info.session, self.context_tokenizer, self.settings["memory_ids"],
+            window=int(self.settings["context_window"]), max_chunks=int(self.settings["max_chunks"]),
+            static=bool(self.static),
+        )  # fmt: skip
+        self.core.context = self.context  # a decoder-decoder draft gets its own memory too
 
     # --- public API -------------------------------------------------------------------
     def generate(self, question: str | None = None, *, context: str, **kwargs: Any) -> Generation:
@@ -113,63 +114,19 @@ class DolphinModel(Seq2SeqModel):
         self, context: str, *, context_policy: str = "reject"
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Memory rows ``[chunks * slots, d_model]`` of ``context`` and how they were made."""
-        if not isinstance(context, str) or not context.strip():
-            raise InputError(
-                "the context is empty",
-                hint="pass the long text as context=... (--context FILE); the question goes "
-                "in the text argument",
-            )
-        if context_policy not in POLICIES:
-            raise InputError(
-                f"unknown context_policy {context_policy!r}",
-                hint=f"choose one of: {', '.join(POLICIES)}",
-            )
-        ids = self.context_tokenizer.encode(context).ids
-        chunks = self._chunks(ids, context_policy)
-        key = context_key(ids, len(chunks))
-        started = time.perf_counter()
-        rows = self.memory_cache.get(key)
-        hit = rows is not None
-        if rows is None:
-            memory_ids = self.settings["memory_ids"]
-            length = self.static["window"] + len(memory_ids) if self.static else None
-            session = self.memory_info.session
-            rows = np.concatenate(
-                [memory_rows(session, chunk, memory_ids, length) for chunk in chunks]
-            )
-            self.memory_cache.put(key, rows)
-        return rows, {
-            "context_tokens": len(ids),
-            "context_chunks": len(chunks),
-            "memory_cache_hit": hit,
-            "memory_ms": (time.perf_counter() - started) * 1000,
-        }
+        return self.context.memory(context, context_policy=context_policy)
+
+    @property
+    def memory_cache(self) -> MemoryCache:
+        """The LRU of memory rows (``max_bytes`` can be changed; 0 turns it off)."""
+        return self.context.cache
 
     @property
     def context_window(self) -> int:
         """Context tokens one pass of the context encoder takes."""
-        return int(self.settings["context_window"])
+        return self.context.window
 
     # --- internals ----------------------------------------------------------------------
-    def _chunks(self, ids: list[int], policy: str) -> list[list[int]]:
-        window, limit = self.context_window, int(self.settings["max_chunks"])
-        if len(ids) <= window:
-            return [ids]
-        if policy == "reject":
-            raise InputError(
-                f"the context has {len(ids)} tokens; the context encoder takes at most {window}",
-                hint="shorten the context, or pass context_policy='chunk' "
-                f"(--context-policy chunk) to encode it in windows of {window} tokens",
-            )
-        chunks = [ids[i : i + window] for i in range(0, len(ids), window)]
-        if len(chunks) > limit:
-            raise InputError(
-                f"the context has {len(ids)} tokens: {len(chunks)} windows of {window}, more "
-                f"than the {limit} this bundle's prompt holds",
-                hint=f"shorten the context to at most {window * limit} tokens",
-            )
-        return chunks
-
     def _prepare(self, context: str, options: dict[str, Any]) -> dict[str, Any]:
         """Memory for ``context`` into the core (and a dolphin draft's), before decoding."""
         policy = options.pop("context_policy", "reject")
@@ -179,9 +136,8 @@ class DolphinModel(Seq2SeqModel):
             from edgert.plugins.decoding.speculative import load_draft
 
             draft = load_draft(str(options["draft"]))
-            if hasattr(draft, "encode_context"):
-                draft.use_memory(draft.encode_context(context, context_policy=policy)[0])
-        self.last_memory = stats
+            if isinstance(getattr(draft, "context", None), ContextMemory):
+                draft.use_memory(draft.context.memory(context, context_policy=policy)[0])
         return stats
 
     def encode_text(self, text: str, *, truncate: bool = False) -> list[int]:
