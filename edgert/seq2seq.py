@@ -115,6 +115,7 @@ class Seq2SeqModel:
             )
         self.tokenizer = Tokenizer.from_file(str(bundle.file(manifest["tokenizer"])))
         self.core.vocab_signature = _vocab_signature(self.tokenizer)
+        self.core.word_boundaries = _word_boundaries(self.tokenizer)
 
     def _init_optimum(
         self,
@@ -146,6 +147,7 @@ class Seq2SeqModel:
         )  # fmt: skip
         self.tokenizer = Tokenizer.from_file(str(bundle.path / "tokenizer.json"))
         self.core.vocab_signature = _vocab_signature(self.tokenizer)
+        self.core.word_boundaries = _word_boundaries(self.tokenizer)
 
     @property
     def provider(self) -> str:
@@ -267,6 +269,26 @@ def _vocab_signature(tokenizer: Any) -> str:
 
     vocab = json.dumps(sorted(tokenizer.get_vocab(with_added_tokens=True).items()))
     return hashlib.sha256(vocab.encode()).hexdigest()
+
+
+# How tokenizers spell a leading space or line break inside a token (byte-level BPE maps
+# bytes to printable letters: space -> "Ġ", newline -> "Ċ", tab -> "ĉ"; SentencePiece "▁").
+# They count as letters for ``str.isalnum``, so they are named here.
+_SPACE_MARKS = frozenset("ĠĊĉ▁")
+
+
+def _word_boundaries(tokenizer: Any) -> frozenset[int]:
+    """Ids of tokens that do not continue a word: a word start (byte-level BPE's ``Ġ``,
+    SentencePiece's ``▁``), punctuation or a special token.
+
+    Input-guided decoding uses them to resume copying after a corrected word.
+    """
+    vocab = tokenizer.get_vocab(with_added_tokens=True)
+    return frozenset(
+        i
+        for token, i in vocab.items()
+        if token and (token[0] in _SPACE_MARKS or not token[0].isalnum())
+    )
 
 
 class _Detokenizer:

@@ -16,9 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-import numpy as np
-
-from edgert.decoding import DecodingOptions, StepModel, constrain, finished
+from edgert.decoding import DecodingOptions, StepModel, constrained_argmax, finished
 from edgert.errors import InputError
 
 
@@ -30,27 +28,39 @@ class Proposer(Protocol):
         ...
 
     def propose(self, generated: Sequence[int], k: int) -> list[int]:
-        """Up to ``k`` tokens expected to follow ``generated``."""
+        """Up to ``k`` tokens expected to follow ``generated`` (``[]`` before the first)."""
         ...
 
     def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
-        """``accepted`` of ``drafted`` draft tokens were kept; ``generated`` is up to date."""
+        """``accepted`` of ``drafted`` draft tokens were kept.
+
+        ``generated`` is up to date: it ends with the accepted drafts and then the target's
+        own token (the one after the last accepted draft).
+        """
         ...
 
 
 @dataclass
 class AdaptiveK:
-    """Draft length that grows after full acceptance and shrinks after a miss."""
+    """Draft length that grows after full acceptance and shrinks after a miss.
+
+    ``patient`` suits proposers whose drafts cost nothing to make (copied from the
+    input): a long draft then only costs a slightly wider target call, and on copy-heavy
+    text a partial acceptance is a local difference (one corrected word) followed by more
+    copying, so K shrinks only when nothing was accepted. Otherwise K halves when less than
+    half the draft was accepted, which suits a draft model whose every token costs a call.
+    """
 
     k: int
     low: int
     high: int
+    patient: bool = False
 
     def update(self, drafted: int, accepted: int) -> None:
-        """Double on full acceptance, halve when less than half was accepted."""
+        """Double on full acceptance; halve on a miss (see ``patient``)."""
         if drafted and accepted == drafted:
             self.k = min(self.high, self.k * 2)
-        elif accepted * 2 < drafted:
+        elif drafted and (accepted == 0 if self.patient else accepted * 2 < drafted):
             self.k = max(self.low, self.k // 2)
 
 
@@ -92,48 +102,56 @@ def speculate(
     model: StepModel, input_ids: Sequence[int], options: DecodingOptions, proposer: Proposer,
     k: AdaptiveK, stats: SpeculationStats,
 ) -> Iterator[int]:  # fmt: skip
-    """Greedy-identical decoding with drafts from ``proposer``."""
-    started = time.perf_counter()
-    pending = model.start(input_ids)[-1]
-    stats.verify_s += time.perf_counter() - started
-    stats.target_calls += 1
-    proposer.reset(input_ids)
+    """Greedy-identical decoding with drafts from ``proposer``.
+
+    Each target call feeds the last emitted token followed by the draft; its logits give
+    the greedy token after each fed token, so the call yields every matching draft token
+    plus one token of the target's own. Where the model offers ``start_with``, the first
+    call (the one that also runs the encoder) verifies a draft too: on short outputs that
+    first call is a large share of all calls.
+    """
     generated: list[int] = []
+    started = time.perf_counter()
+    proposer.reset(input_ids)
+    start_with = getattr(model, "start_with", None)
+    drafts = proposer.propose(generated, _room(k, options, 0)) if start_with else []
+    stats.draft_s += time.perf_counter() - started
+    started = time.perf_counter()
+    logits = start_with(input_ids, drafts) if drafts else model.start(input_ids)
+    base = 0
     while True:
-        started = time.perf_counter()
-        room = options.max_new_tokens - len(generated) - 1
-        drafts = proposer.propose(generated, min(k.k, room)) if room > 0 else []
-        stats.draft_s += time.perf_counter() - started
-        token = int(np.argmax(constrain(pending, generated, options)))
-        generated.append(token)
-        yield token
-        if finished(token, generated, options):
-            return
-        feed = [token, *drafts[1:]] if drafts and drafts[0] == token else [token]
-        started = time.perf_counter()
-        base = model.length
-        logits = model.step(feed)
         stats.verify_s += time.perf_counter() - started
         stats.target_calls += 1
-        kept = 1
-        for position in range(1, len(feed)):
-            nxt = int(np.argmax(constrain(logits[position - 1], generated, options)))
-            if nxt != feed[position]:
+        matched, done = 0, False
+        # Row i holds the logits after the i-th fed token: the greedy token there is
+        # emitted, and drafting continues while it equals the draft that was fed next.
+        for row in logits:
+            token = constrained_argmax(row, generated, options)
+            generated.append(token)
+            yield token
+            done = finished(token, generated, options)
+            if done or matched == len(drafts) or token != drafts[matched]:
                 break
-            generated.append(nxt)
-            kept += 1
-            yield nxt
-            if finished(nxt, generated, options):
-                return
-        drafted = len(drafts)
-        accepted = min(drafted, kept) if drafts and drafts[0] == token else 0
-        stats.drafted += drafted
-        stats.accepted += accepted
-        k.update(drafted, accepted)
-        proposer.accepted(generated, drafted, accepted)
-        if kept < len(feed):
-            model.rollback(base + kept)
-        pending = logits[kept - 1]
+            matched += 1
+        stats.drafted += len(drafts)
+        stats.accepted += matched
+        if done:
+            return
+        if matched + 1 < len(logits):
+            model.rollback(base + matched + 1)
+        k.update(len(drafts), matched)
+        started = time.perf_counter()
+        proposer.accepted(generated, len(drafts), matched)
+        drafts = proposer.propose(generated, _room(k, options, len(generated)))
+        stats.draft_s += time.perf_counter() - started
+        started = time.perf_counter()
+        base = model.length
+        logits = model.step([generated[-1], *drafts])
+
+
+def _room(k: AdaptiveK, options: DecodingOptions, produced: int) -> int:
+    """Draft length: ``k``, but never past ``max_new_tokens`` (one token comes free)."""
+    return max(0, min(k.k, options.max_new_tokens - produced - 1))
 
 
 class DraftingDecoder(abc.ABC):
@@ -144,6 +162,7 @@ class DraftingDecoder(abc.ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type]
+    patient: ClassVar[bool] = False  # see AdaptiveK
 
     def __init__(self) -> None:
         self.stats: dict[str, Any] = {}
@@ -157,7 +176,9 @@ class DraftingDecoder(abc.ABC):
         check_model(model, self.name)
         proposer = self.proposer(model, options)
         counters = SpeculationStats()
-        k = AdaptiveK(options.draft_tokens, options.min_draft_tokens, options.max_draft_tokens)
+        k = AdaptiveK(
+            options.draft_tokens, options.min_draft_tokens, options.max_draft_tokens, self.patient
+        )
         try:
             yield from speculate(model, input_ids, options, proposer, k, counters)
         finally:

@@ -23,9 +23,9 @@ from edgert.speculation import DraftingDecoder
 class AggressiveOptions(DecodingOptions):
     """Draft length bounds and how many output tokens re-align after a mismatch."""
 
-    draft_tokens: int = 8  # starting K
+    draft_tokens: int = 24  # starting K: long enough to copy a whole sentence in one call
     min_draft_tokens: int = 2
-    max_draft_tokens: int = 24
+    max_draft_tokens: int = 32
     align_ngram: int = 2  # output tokens matched in the input to re-align
 
     def __post_init__(self) -> None:
@@ -47,6 +47,7 @@ class InputAligner:
     """Tracks where in the input the output currently is."""
 
     ngram: int
+    boundaries: frozenset[int] = frozenset()  # ids that start a word or are punctuation
     source: list[int] = field(default_factory=list)
     position: int = 0  # next input index expected to be copied
 
@@ -57,18 +58,25 @@ class InputAligner:
         return self.source[self.position : self.position + k] if k > 0 else []
 
     def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
+        """Move past the accepted drafts and the target's own token after them."""
         self.position += accepted
-        if accepted < drafted or not drafted:
-            self.position = self._realign(generated)
+        own = generated[-1]
+        if self.position < len(self.source) and self.source[self.position] == own:
+            self.position += 1
+            return
+        found = self._realign(generated)
+        if found is not None:
+            self.position = found
+        elif own in self.boundaries:
+            self.position = self._next_word(self.position)
 
-    def _realign(self, generated: Sequence[int]) -> int:
-        """Index after the output's last tokens in the input.
+    def _realign(self, generated: Sequence[int]) -> int | None:
+        """Index after the output's last tokens in the input, or None.
 
         Longer suffixes first. An n-gram match is taken at its first occurrence from the
         current position on (words repeat), else its latest one; a single token only
         within ``WINDOW`` tokens of the current position, where it is most likely the same
-        word and not a namesake later in the sentence. Unchanged when nothing matches
-        (inside a corrected word).
+        word and not a namesake later in the sentence.
         """
         for n in range(min(self.ngram, len(generated)), 0, -1):
             tail = list(generated[-n:])
@@ -78,7 +86,20 @@ class InputAligner:
                 starts = ahead = [i for i in ahead if i <= self.position + WINDOW]
             if starts:
                 return (ahead[0] if ahead else starts[-1]) + n
-        return self.position
+        return None
+
+    def _next_word(self, position: int) -> int:
+        """Where the input word after the one at ``position`` starts.
+
+        The output began a word that is nowhere in the input: a corrected word replacing
+        the input's word at ``position``. A misspelt word falls apart into several
+        sub-word tokens while its correction is often one, so the copy resumes at the
+        input's next word start, not at the next token.
+        """
+        for index in range(position + 1, len(self.source)):
+            if self.source[index] in self.boundaries:
+                return index
+        return position
 
 
 class AggressiveDecoder(DraftingDecoder):
@@ -86,10 +107,11 @@ class AggressiveDecoder(DraftingDecoder):
 
     name: ClassVar[str] = "aggressive"
     Options: ClassVar[type] = AggressiveOptions
+    patient: ClassVar[bool] = True
 
     def proposer(self, model: Any, options: Any) -> Any:
         """Drafts for one generation."""
-        return InputAligner(options.align_ngram)
+        return InputAligner(options.align_ngram, getattr(model, "word_boundaries", frozenset()))
 
 
 @hookimpl

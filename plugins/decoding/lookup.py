@@ -55,8 +55,10 @@ class NgramLookup:
             self.counts[(a, b)][c] += 1
 
     def propose(self, generated: Sequence[int], k: int) -> list[int]:
-        if k <= 0 or not generated:
+        if k <= 0:
             return []
+        if not generated:  # the empty suffix: outputs that copy begin as their input does
+            return self.source[:k]
         if self.options.trigram_stats and len(generated) >= 2:
             return self._by_counts(generated, k)
         history = self.source + list(generated)
@@ -87,6 +89,7 @@ class LookupDecoder(DraftingDecoder):
 
     name: ClassVar[str] = "lookup"
     Options: ClassVar[type] = LookupOptions
+    patient: ClassVar[bool] = True
 
     def proposer(self, model: Any, options: Any) -> Any:
         """Drafts for one generation."""

@@ -57,17 +57,31 @@ def test_lookup_reuses_repeated_ngrams():
     lookup = NgramLookup(LookupOptions())
     lookup.reset([1, 2, 3, 4])
     assert lookup.propose([7, 1, 2], 3) == [3, 4, 7]
-    assert lookup.propose([], 3) == []
+    assert lookup.propose([], 3) == [1, 2, 3]  # before any output: the input's start
 
 
 def test_aligner_realigns_after_a_mismatch():
     aligner = InputAligner(ngram=2)
     aligner.reset([5, 6, 7, 8, 9, 10])
     assert aligner.propose([], 3) == [5, 6, 7]
-    aligner.accepted([5, 6, 7], 3, 3)
-    assert aligner.propose([5, 6, 7], 2) == [8, 9]
-    aligner.accepted([5, 6, 7, 42, 9], 2, 0)  # output diverged, then met the input again at 9
-    assert aligner.propose([5, 6, 7, 42, 9], 1) == [10]
+    aligner.accepted([5, 6, 7, 8], 3, 3)  # all three drafts, then the target's own 8
+    assert aligner.propose([5, 6, 7, 8], 2) == [9, 10]
+    aligner.accepted([5, 6, 7, 8, 42], 2, 0)  # the output diverged: nothing matches 42
+    assert aligner.propose([5, 6, 7, 8, 42], 2) == [9, 10]
+    aligner.accepted([5, 6, 7, 8, 42, 9], 2, 0)  # ... and met the input again at 9
+    assert aligner.propose([5, 6, 7, 8, 42, 9], 1) == [10]
+
+
+def test_aligner_resumes_at_the_next_word_after_a_corrected_word():
+    # "_ne v rou s _rabbit </s>" corrected to "_nervous _rabbit </s>": ids 20-23 are the
+    # pieces of the misspelt word, 30 is "_nervous", 24 "_rabbit"; word starts are known.
+    aligner = InputAligner(ngram=2, boundaries=frozenset({10, 20, 24, 30, 1}))
+    aligner.reset([10, 20, 21, 22, 23, 24, 1])
+    assert aligner.propose([], 8) == [10, 20, 21, 22, 23, 24, 1]
+    aligner.accepted([10, 30], 7, 1)
+    assert aligner.propose([10, 30], 8) == [24, 1]
+    aligner.accepted([10, 30, 31], 2, 0)  # a word piece (not a word start) keeps the place
+    assert aligner.propose([10, 30, 31], 8) == [24, 1]
 
 
 def test_options_are_validated():
