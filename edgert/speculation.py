@@ -118,7 +118,6 @@ def speculate(
     stats.draft_s += time.perf_counter() - started
     started = time.perf_counter()
     logits = start_with(input_ids, drafts) if drafts else model.start(input_ids)
-    base = 0
     while True:
         stats.verify_s += time.perf_counter() - started
         stats.target_calls += 1
@@ -129,23 +128,24 @@ def speculate(
             token = constrained_argmax(row, generated, options)
             generated.append(token)
             yield token
+            hit = matched < len(drafts) and token == drafts[matched]
+            matched += hit
             done = finished(token, generated, options)
-            if done or matched == len(drafts) or token != drafts[matched]:
+            if done or not hit:
                 break
-            matched += 1
         stats.drafted += len(drafts)
         stats.accepted += matched
         if done:
             return
-        if matched + 1 < len(logits):
-            model.rollback(base + matched + 1)
+        unused = len(logits) - matched - 1  # fed drafts after the first mismatch
+        if unused:
+            model.rollback(model.length - unused)
         k.update(len(drafts), matched)
         started = time.perf_counter()
         proposer.accepted(generated, len(drafts), matched)
         drafts = proposer.propose(generated, _room(k, options, len(generated)))
         stats.draft_s += time.perf_counter() - started
         started = time.perf_counter()
-        base = model.length
         logits = model.step([generated[-1], *drafts])
 
 

@@ -25,9 +25,9 @@ class LookupOptions(DecodingOptions):
 
     max_ngram: int = 3  # longest suffix matched first
     min_ngram: int = 1
-    draft_tokens: int = 8
+    draft_tokens: int = 16
     min_draft_tokens: int = 2
-    max_draft_tokens: int = 16
+    max_draft_tokens: int = 32
     trigram_stats: bool = False  # prefer frequent continuations (ADED); False = most recent
 
     def __post_init__(self) -> None:
@@ -45,6 +45,7 @@ class NgramLookup:
     """Drafts from earlier occurrences of the current suffix."""
 
     options: LookupOptions
+    boundaries: frozenset[int] = frozenset()  # ids that start a word or are punctuation
     source: list[int] = field(default_factory=list)
     counts: dict[tuple[int, int], Counter] = field(default_factory=lambda: defaultdict(Counter))
 
@@ -62,12 +63,34 @@ class NgramLookup:
         if self.options.trigram_stats and len(generated) >= 2:
             return self._by_counts(generated, k)
         history = self.source + list(generated)
-        for n in range(min(self.options.max_ngram, len(generated)), self.options.min_ngram - 1, -1):
+        end = self._continuation(history, len(generated))
+        if end is None and len(generated) >= 2 and generated[-1] in self.boundaries:
+            end = self._after_replaced_word(history, len(generated))
+        return [] if end is None else history[end : end + k]
+
+    def _continuation(self, history: list[int], n_max: int) -> int | None:
+        """Index after the most recent earlier occurrence of the longest suffix (<= n_max)."""
+        for n in range(min(self.options.max_ngram, n_max), self.options.min_ngram - 1, -1):
             tail = history[-n:]
             for start in range(len(history) - n - 1, -1, -1):
                 if history[start : start + n] == tail:
-                    return history[start + n : start + n + k]
-        return []
+                    return start + n
+        return None
+
+    def _after_replaced_word(self, history: list[int], n_max: int) -> int | None:
+        """Where to continue after a new word that occurs nowhere before.
+
+        Such a word (a correction) most likely replaces the word that followed the previous
+        token's match; a misspelt word is several sub-word tokens, so no n-gram can skip
+        it. The draft resumes at the start of the word after that one.
+        """
+        end = self._continuation(history[:-1], n_max - 1)
+        if end is None:
+            return None
+        for index in range(end + 1, len(history) - 1):
+            if history[index] in self.boundaries:
+                return index
+        return None
 
     def _by_counts(self, generated: Sequence[int], k: int) -> list[int]:
         draft: list[int] = []
@@ -93,7 +116,7 @@ class LookupDecoder(DraftingDecoder):
 
     def proposer(self, model: Any, options: Any) -> Any:
         """Drafts for one generation."""
-        return NgramLookup(options)
+        return NgramLookup(options, getattr(model, "word_boundaries", frozenset()))
 
 
 @hookimpl

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from test_decoding import CountingModel
@@ -11,6 +13,11 @@ from edgert.errors import InputError
 from edgert.plugins.decoding.aggressive import AggressiveDecoder, AggressiveOptions, InputAligner
 from edgert.plugins.decoding.greedy import GreedyDecoder, GreedyOptions
 from edgert.plugins.decoding.lookup import LookupDecoder, LookupOptions, NgramLookup
+from edgert.plugins.decoding.speculative import (
+    DraftProposer,
+    SpeculativeDecoder,
+    SpeculativeOptions,
+)
 
 
 class TableModel(CountingModel):
@@ -98,3 +105,109 @@ def test_static_models_are_refused_with_a_hint():
     assert "one token per call" in str(info.value)
     assert "--decoder greedy" in info.value.hint
     assert isinstance(Static(), StepModel)
+
+
+class StartingTableModel(TableModel):
+    """A table model that also verifies a draft in its first call (``start_with``)."""
+
+    def start_with(self, input_ids, new_ids):
+        first = self.start(input_ids)
+        return np.concatenate([first, self.step(new_ids)]) if len(new_ids) else first
+
+
+class CopyTableModel(StartingTableModel):
+    """Greedy copies ``source`` except where ``edits`` says otherwise: high acceptance."""
+
+    def __init__(self, source, edits, vocab=13):
+        super().__init__(0, vocab)
+        walk = [edits.get(i, t) for i, t in enumerate(source)]
+        self.table = np.full((vocab, vocab), -1.0, np.float32)
+        self.first = walk[0]
+        for a, b in itertools.pairwise(walk):
+            self.table[a, b] = 1.0  # a token-bigram chain; ties go to the lowest id
+
+    def start(self, input_ids):
+        self.tokens = []
+        logits = np.full((1, self.vocab_size), -1.0, np.float32)
+        logits[0, self.first] = 1.0
+        return logits
+
+
+class TableSpeculative(SpeculativeDecoder):
+    """Speculative decoding with a numpy draft model instead of a bundle path."""
+
+    def __init__(self, draft):
+        super().__init__()
+        self.draft = draft
+
+    def proposer(self, model, options):
+        guess = NgramLookup(LookupOptions()) if options.draft_lookup else None
+        return DraftProposer(self.draft, options, guess)
+
+
+CONSTRAINTS = [
+    {"max_new_tokens": 30, "stop_ids": (0,)},
+    {"max_new_tokens": 30, "stop_ids": (0,), "repetition_penalty": 1.3, "min_new_tokens": 5},
+    {"max_new_tokens": 25, "no_repeat_ngram_size": 2, "forced_first_id": 4},
+]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("options", CONSTRAINTS)
+@pytest.mark.parametrize("decoder", [AggressiveDecoder, LookupDecoder])
+def test_lossless_when_the_first_call_verifies_a_draft(seed, options, decoder):
+    source = [3, 5, 7, 2, 9, 4, 6, 8]
+    reference = greedy(StartingTableModel(seed), source, **options)
+    strategy = decoder()
+    got = list(strategy.decode(StartingTableModel(seed), source, strategy.Options(**options)))
+    assert got == reference
+
+
+@pytest.mark.parametrize("options", CONSTRAINTS)
+@pytest.mark.parametrize("decoder", [AggressiveDecoder, LookupDecoder])
+def test_lossless_and_few_calls_on_a_copy_with_edits(options, decoder):
+    source = [3, 5, 7, 2, 9, 4, 6, 8, 11, 12, 0]
+    model = CopyTableModel(source, {4: 10})
+    reference = greedy(CopyTableModel(source, {4: 10}), source, **options)
+    strategy = decoder()
+    got = list(strategy.decode(model, source, strategy.Options(**options)))
+    assert got == reference
+    if options == CONSTRAINTS[0]:
+        assert reference == [3, 5, 7, 2, 10, 4, 6, 8, 11, 12, 0]
+        assert strategy.stats["target_calls"] <= 3  # the first call already verifies a draft
+
+
+@pytest.mark.parametrize("draft_lookup", [True, False])
+@pytest.mark.parametrize("confidence", [0.0, 0.4])
+@pytest.mark.parametrize("options", CONSTRAINTS)
+@pytest.mark.parametrize("draft_seed", [None, 1, 2])  # None: the draft is the target itself
+def test_speculative_is_lossless_with_any_draft(draft_seed, options, confidence, draft_lookup):
+    source = [3, 5, 7, 2, 9, 4, 6, 8]
+    target_seed = 7
+    draft = StartingTableModel(target_seed if draft_seed is None else draft_seed)
+    reference = greedy(StartingTableModel(target_seed), source, **options)
+    strategy = TableSpeculative(draft)
+    parsed = SpeculativeOptions(draft="table", confidence=confidence, draft_lookup=draft_lookup,
+                                **options)  # fmt: skip
+    got = list(strategy.decode(StartingTableModel(target_seed), source, parsed))
+    assert got == reference
+    if draft_seed is None and confidence == 0.0:
+        assert strategy.stats["acceptance_rate"] == 1.0
+        assert strategy.stats["target_calls"] < len(got)
+
+
+def test_draft_lookup_saves_draft_calls_without_changing_the_drafts():
+    source = [3, 5, 7, 2, 9, 4, 6, 8, 11, 12, 0]
+    calls, outputs = {}, {}
+    for draft_lookup in (False, True):
+        draft = CopyTableModel(source, {4: 10})
+        options = SpeculativeOptions(draft="table", confidence=0.0, draft_lookup=draft_lookup,
+                                     max_new_tokens=30, stop_ids=(0,))  # fmt: skip
+        strategy = TableSpeculative(draft)
+        outputs[draft_lookup] = list(
+            strategy.decode(CopyTableModel(source, {4: 10}), source, options)
+        )
+        calls[draft_lookup] = draft.calls
+        assert strategy.stats["acceptance_rate"] == 1.0
+    assert outputs[True] == outputs[False] == [3, 5, 7, 2, 10, 4, 6, 8, 11, 12, 0]
+    assert calls[True] < calls[False]
