@@ -116,6 +116,7 @@ class Seq2SeqModel:
         self.tokenizer = Tokenizer.from_file(str(bundle.file(manifest["tokenizer"])))
         self.core.vocab_signature = _vocab_signature(self.tokenizer)
         self.core.word_boundaries = _word_boundaries(self.tokenizer)
+        self.core.profile_id = profile.id
 
     def _init_optimum(
         self,
@@ -148,6 +149,7 @@ class Seq2SeqModel:
         self.tokenizer = Tokenizer.from_file(str(bundle.path / "tokenizer.json"))
         self.core.vocab_signature = _vocab_signature(self.tokenizer)
         self.core.word_boundaries = _word_boundaries(self.tokenizer)
+        self.core.profile_id = profile.id
 
     @property
     def provider(self) -> str:

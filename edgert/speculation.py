@@ -88,12 +88,18 @@ class SpeculationStats:
 
 
 def check_model(model: Any, decoder: str) -> None:
-    """Refuse models whose step cannot verify several tokens in one call (static NPU graphs)."""
+    """Refuse models whose step cannot verify several tokens in one call (static NPU graphs).
+
+    Such a ``step`` runs one decoder call per token, so drafting cannot save a call; the
+    error names the bundle's profile and the decoders and profiles to use instead.
+    """
     if getattr(model, "multi_token_step", True) is False:
+        profile = getattr(model, "profile_id", None)
+        where = f" (profile {profile!r})" if profile else ""
         raise InputError(
-            f"decoder {decoder!r} needs a decoder graph that verifies several tokens per call; "
-            "this bundle's static (NPU) graph takes one token per call",
-            hint="use --decoder greedy on this profile, or export for a CPU/GPU profile "
+            f"decoder {decoder!r} is unsupported on this bundle's static (NPU) graph{where}: "
+            "it verifies drafts several tokens per call, and this graph takes one token per call",
+            hint="use --decoder greedy (or sampling) on this profile, or export for a CPU/GPU profile "
             "(e.g. --device x86-avx2-int8) to use lossless accelerated decoding",
         )
 

@@ -102,6 +102,7 @@ def test_static_models_are_refused_with_a_hint():
 
     with pytest.raises(InputError) as info:
         list(AggressiveDecoder().decode(Static(), [3], AggressiveOptions()))
+    assert "unsupported" in str(info.value)
     assert "one token per call" in str(info.value)
     assert "--decoder greedy" in info.value.hint
     assert isinstance(Static(), StepModel)
