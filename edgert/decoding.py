@@ -124,12 +124,13 @@ def constrain(logits: np.ndarray, generated: Sequence[int], options: DecodingOpt
     return out
 
 
-def constrained_argmax(
+def constrained_view(
     logits: np.ndarray, generated: Sequence[int], options: DecodingOptions
-) -> int:
-    """The greedy token: ``argmax(constrain(...))``, without the copy when nothing applies.
+) -> np.ndarray:
+    """``constrain(...)``, or ``logits`` itself (not to be modified) when nothing applies.
 
-    Most positions have no constraint in force, and this runs once per emitted token.
+    Most positions have no constraint in force, and this runs for every emitted or
+    verified token: the copy that ``constrain`` makes is then saved.
     """
     if (
         options.repetition_penalty == 1.0
@@ -139,8 +140,15 @@ def constrained_argmax(
         and options.forced_last_id is None
         and (len(generated) >= options.min_new_tokens or not options.stop_ids)
     ):
-        return int(np.argmax(logits))
-    return int(np.argmax(constrain(logits, generated, options)))
+        return logits
+    return constrain(logits, generated, options)
+
+
+def constrained_argmax(
+    logits: np.ndarray, generated: Sequence[int], options: DecodingOptions
+) -> int:
+    """The greedy token: ``argmax(constrain(logits, generated, options))``."""
+    return int(np.argmax(constrained_view(logits, generated, options)))
 
 
 def _only(logits: np.ndarray, token: int) -> np.ndarray:

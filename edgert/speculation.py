@@ -40,6 +40,10 @@ class Proposer(Protocol):
         ...
 
 
+FIRST_PAUSE = 4  # target calls without drafting after K bottoms out and misses again
+LONGEST_PAUSE = 64
+
+
 @dataclass
 class AdaptiveK:
     """Draft length that grows after full acceptance and shrinks after a miss.
@@ -49,19 +53,40 @@ class AdaptiveK:
     text a partial acceptance is a local difference (one corrected word) followed by more
     copying, so K shrinks only when nothing was accepted. Otherwise K halves when less than
     half the draft was accepted, which suits a draft model whose every token costs a call.
+
+    A miss at the smallest K pauses drafting for a number of target calls that grows
+    fourfold with every further miss (up to ``LONGEST_PAUSE``) and resets after a full acceptance:
+    on text where drafts keep failing (open-ended output), the draft model's calls would
+    otherwise cost on every token, while one probe per pause still finds the copyable
+    stretches again.
     """
 
     k: int
     low: int
     high: int
     patient: bool = False
+    pause: int = FIRST_PAUSE  # length of the next pause
+    idle: int = 0  # target calls left in the current pause
+
+    def next(self) -> int:
+        """Draft length for the coming target call (0 while paused)."""
+        if self.idle:
+            self.idle -= 1
+            return 0
+        return self.k
 
     def update(self, drafted: int, accepted: int) -> None:
-        """Double on full acceptance; halve on a miss (see ``patient``)."""
-        if drafted and accepted == drafted:
+        """Double on full acceptance; shrink on a miss (see ``patient``); pause at the floor."""
+        if not drafted:
+            return
+        if accepted == drafted:
             self.k = min(self.high, self.k * 2)
-        elif drafted and (accepted == 0 if self.patient else accepted * 2 < drafted):
-            self.k = max(self.low, self.k // 2)
+            self.pause = FIRST_PAUSE
+        elif accepted == 0 if self.patient else accepted * 2 < drafted:
+            if self.k == self.low:
+                self.idle, self.pause = self.pause, min(LONGEST_PAUSE, self.pause * 4)
+            # A draft model that got nothing right is likely lost: retry with one token.
+            self.k = self.low if accepted == 0 and not self.patient else max(self.low, self.k // 2)
 
 
 @dataclass
@@ -149,7 +174,8 @@ def speculate(
         k.update(len(drafts), matched)
         started = time.perf_counter()
         proposer.accepted(generated, len(drafts), matched)
-        drafts = proposer.propose(generated, _room(k, options, len(generated)))
+        room = _room(k, options, len(generated))
+        drafts = proposer.propose(generated, room) if room else []
         stats.draft_s += time.perf_counter() - started
         started = time.perf_counter()
         logits = model.step([generated[-1], *drafts])
@@ -157,7 +183,7 @@ def speculate(
 
 def _room(k: AdaptiveK, options: DecodingOptions, produced: int) -> int:
     """Draft length: ``k``, but never past ``max_new_tokens`` (one token comes free)."""
-    return max(0, min(k.k, options.max_new_tokens - produced - 1))
+    return max(0, min(k.next(), options.max_new_tokens - produced - 1))
 
 
 class DraftingDecoder(abc.ABC):

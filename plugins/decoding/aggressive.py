@@ -50,24 +50,33 @@ class InputAligner:
     boundaries: frozenset[int] = frozenset()  # ids that start a word or are punctuation
     source: list[int] = field(default_factory=list)
     position: int = 0  # next input index expected to be copied
+    lost: bool = False  # the output left the input: re-align before the next draft
 
     def reset(self, input_ids: Sequence[int]) -> None:
-        self.source, self.position = list(input_ids), 0
+        self.source, self.position, self.lost = list(input_ids), 0, False
 
     def propose(self, generated: Sequence[int], k: int) -> list[int]:
-        return self.source[self.position : self.position + k] if k > 0 else []
+        if k <= 0:
+            return []
+        if self.lost:  # re-aligned only when a draft is wanted (not while drafting pauses)
+            self._relocate(generated)
+        return self.source[self.position : self.position + k]
 
     def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
         """Move past the accepted drafts and the target's own token after them."""
         self.position += accepted
         own = generated[-1]
-        if self.position < len(self.source) and self.source[self.position] == own:
+        if not self.lost and self.position < len(self.source) and self.source[self.position] == own:
             self.position += 1
-            return
+        else:
+            self.lost = True
+
+    def _relocate(self, generated: Sequence[int]) -> None:
+        self.lost = False
         found = self._realign(generated)
         if found is not None:
             self.position = found
-        elif own in self.boundaries:
+        elif generated[-1] in self.boundaries:
             self.position = self._next_word(self.position)
 
     def _realign(self, generated: Sequence[int]) -> int | None:

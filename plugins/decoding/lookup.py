@@ -70,11 +70,18 @@ class NgramLookup:
 
     def _continuation(self, history: list[int], n_max: int) -> int | None:
         """Index after the most recent earlier occurrence of the longest suffix (<= n_max)."""
+        last = len(history) - 1
         for n in range(min(self.options.max_ngram, n_max), self.options.min_ngram - 1, -1):
             tail = history[-n:]
-            for start in range(len(history) - n - 1, -1, -1):
-                if history[start : start + n] == tail:
-                    return start + n
+            # Scan for the suffix's last token first: a slice compare only on a hit.
+            end = last
+            while True:
+                try:
+                    end = _rindex(history, tail[-1], end - 1, n - 1)
+                except ValueError:
+                    break
+                if history[end - n + 1 : end + 1] == tail:
+                    return end + 1
         return None
 
     def _after_replaced_word(self, history: list[int], n_max: int) -> int | None:
@@ -105,6 +112,14 @@ class NgramLookup:
         history = self.source + list(generated)
         for end in range(max(2, len(history) - accepted - 1), len(history)):
             self.counts[(history[end - 2], history[end - 1])][history[end]] += 1
+
+
+def _rindex(items: list[int], value: int, stop: int, start: int) -> int:
+    """Largest index ``i`` with ``start <= i <= stop`` and ``items[i] == value``."""
+    for index in range(stop, start - 1, -1):
+        if items[index] == value:
+            return index
+    raise ValueError(value)
 
 
 class LookupDecoder(DraftingDecoder):
