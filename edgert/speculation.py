@@ -54,11 +54,11 @@ class AdaptiveK:
     copying, so K shrinks only when nothing was accepted. Otherwise K halves when less than
     half the draft was accepted, which suits a draft model whose every token costs a call.
 
-    A miss at the smallest K pauses drafting for a number of target calls that grows
-    fourfold with every further miss (up to ``LONGEST_PAUSE``) and resets after a full acceptance:
-    on text where drafts keep failing (open-ended output), the draft model's calls would
-    otherwise cost on every token, while one probe per pause still finds the copyable
-    stretches again.
+    A miss at the smallest K (for a draft model: any draft with nothing accepted) pauses
+    drafting for a number of target calls that grows fourfold with every further miss (up
+    to ``LONGEST_PAUSE``) and resets after a full acceptance: on text where drafts keep
+    failing (open-ended output) a draft model's calls would otherwise cost on every token,
+    while one probe per pause still finds the stretches where drafting pays again.
     """
 
     k: int
@@ -83,10 +83,11 @@ class AdaptiveK:
             self.k = min(self.high, self.k * 2)
             self.pause = FIRST_PAUSE
         elif accepted == 0 if self.patient else accepted * 2 < drafted:
-            if self.k == self.low:
+            # A draft model that got nothing right is likely lost: pause, then retry small.
+            lost = accepted == 0 and not self.patient
+            if self.k == self.low or lost:
                 self.idle, self.pause = self.pause, min(LONGEST_PAUSE, self.pause * 4)
-            # A draft model that got nothing right is likely lost: retry with one token.
-            self.k = self.low if accepted == 0 and not self.patient else max(self.low, self.k // 2)
+            self.k = self.low if lost else max(self.low, self.k // 2)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from edgert.plugins.decoding.speculative import (
     SpeculativeDecoder,
     SpeculativeOptions,
 )
+from edgert.speculation import FIRST_PAUSE, AdaptiveK
 
 
 class TableModel(CountingModel):
@@ -212,3 +213,30 @@ def test_draft_lookup_saves_draft_calls_without_changing_the_drafts():
         assert strategy.stats["acceptance_rate"] == 1.0
     assert outputs[True] == outputs[False] == [3, 5, 7, 2, 10, 4, 6, 8, 11, 12, 0]
     assert calls[True] < calls[False]
+
+
+def test_adaptive_k_grows_shrinks_and_pauses_after_misses_at_the_floor():
+    k = AdaptiveK(8, 2, 32, patient=True)
+    k.update(8, 8)
+    assert k.next() == 16
+    k.update(16, 3)  # patient: a partial acceptance keeps K
+    assert k.next() == 16
+    for expected in (8, 4, 2, 2):
+        k.update(k.k, 0)
+        assert k.k == expected
+    # The miss at the floor started a pause of FIRST_PAUSE calls, then one probe.
+    assert [k.next() for _ in range(FIRST_PAUSE + 1)] == [0] * FIRST_PAUSE + [2]
+    k.update(2, 0)  # the probe missed too: a four times longer pause
+    assert [k.next() for _ in range(4 * FIRST_PAUSE + 1)] == [0] * 4 * FIRST_PAUSE + [2]
+    k.update(2, 2)  # a full acceptance ends the back-off
+    assert k.pause == FIRST_PAUSE
+    assert k.next() == 4
+
+
+def test_adaptive_k_for_a_draft_model_pauses_after_a_draft_with_nothing_accepted():
+    k = AdaptiveK(16, 1, 32)
+    k.update(16, 5)  # less than half: halve
+    assert k.k == 8
+    k.update(8, 0)
+    assert k.k == 1
+    assert [k.next() for _ in range(FIRST_PAUSE + 1)] == [0] * FIRST_PAUSE + [1]
