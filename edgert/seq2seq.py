@@ -16,6 +16,7 @@ import numpy as np
 
 from edgert.embeddings import EmbeddingTable
 from edgert.errors import InputError
+from edgert.lexicon import SPACE_MARKS, Lexicon
 from edgert.providers import create_session
 from edgert.schema import build
 from edgert.seq2seq_core import Layout, Seq2SeqCore
@@ -116,6 +117,7 @@ class Seq2SeqModel:
         self.tokenizer = Tokenizer.from_file(str(bundle.file(manifest["tokenizer"])))
         self.core.vocab_signature = _vocab_signature(self.tokenizer)
         self.core.word_boundaries = _word_boundaries(self.tokenizer)
+        self.core.lexicon = Lexicon.from_tokenizer(self.tokenizer)
         self.core.profile_id = profile.id
 
     def _init_optimum(
@@ -149,6 +151,7 @@ class Seq2SeqModel:
         self.tokenizer = Tokenizer.from_file(str(bundle.path / "tokenizer.json"))
         self.core.vocab_signature = _vocab_signature(self.tokenizer)
         self.core.word_boundaries = _word_boundaries(self.tokenizer)
+        self.core.lexicon = Lexicon.from_tokenizer(self.tokenizer)
         self.core.profile_id = profile.id
 
     @property
@@ -273,12 +276,6 @@ def _vocab_signature(tokenizer: Any) -> str:
     return hashlib.sha256(vocab.encode()).hexdigest()
 
 
-# How tokenizers spell a leading space or line break inside a token (byte-level BPE maps
-# bytes to printable letters: space -> "Ġ", newline -> "Ċ", tab -> "ĉ"; SentencePiece "▁").
-# They count as letters for ``str.isalnum``, so they are named here.
-_SPACE_MARKS = frozenset("ĠĊĉ▁")
-
-
 def _word_boundaries(tokenizer: Any) -> frozenset[int]:
     """Ids of tokens that do not continue a word: a word start (byte-level BPE's ``Ġ``,
     SentencePiece's ``▁``), punctuation or a special token.
@@ -289,7 +286,7 @@ def _word_boundaries(tokenizer: Any) -> frozenset[int]:
     return frozenset(
         i
         for token, i in vocab.items()
-        if token and (token[0] in _SPACE_MARKS or not token[0].isalnum())
+        if token and (token[0] in SPACE_MARKS or not token[0].isalnum())
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from edgert.decoding import DecodingOptions
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
+from edgert.lexicon import Lexicon, corrections
 from edgert.speculation import DraftingDecoder
 
 
@@ -27,6 +28,7 @@ class AggressiveOptions(DecodingOptions):
     min_draft_tokens: int = 2
     max_draft_tokens: int = 32
     align_ngram: int = 2  # output tokens matched in the input to re-align
+    correct_words: bool = True  # draft the nearest vocabulary word for a misspelt input word
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -48,26 +50,42 @@ class InputAligner:
 
     ngram: int
     boundaries: frozenset[int] = frozenset()  # ids that start a word or are punctuation
+    lexicon: Lexicon | None = None  # guesses corrections of misspelt input words; None: off
     source: list[int] = field(default_factory=list)
     position: int = 0  # next input index expected to be copied
     lost: bool = False  # the output left the input: re-align before the next draft
+    fixes: dict[int, tuple[int, int]] = field(default_factory=dict)  # start -> (token, end)
+    after: list[int] = field(default_factory=list)  # input index after each drafted token
 
     def reset(self, input_ids: Sequence[int]) -> None:
         self.source, self.position, self.lost = list(input_ids), 0, False
+        self.fixes = corrections(self.source, self.boundaries, self.lexicon) if self.lexicon else {}
 
     def propose(self, generated: Sequence[int], k: int) -> list[int]:
         if k <= 0:
             return []
         if self.lost:  # re-aligned only when a draft is wanted (not while drafting pauses)
             self._relocate(generated)
-        return self.source[self.position : self.position + k]
+        draft: list[int] = []
+        self.after = []
+        index = self.position
+        while len(draft) < k and index < len(self.source):
+            token, index = self.fixes.get(index) or (self.source[index], index + 1)
+            draft.append(token)
+            self.after.append(index)
+        return draft
 
     def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
         """Move past the accepted drafts and the target's own token after them."""
-        self.position += accepted
+        if accepted:
+            self.position = self.after[accepted - 1]
         own = generated[-1]
-        if not self.lost and self.position < len(self.source) and self.source[self.position] == own:
+        if self.lost or self.position >= len(self.source):
+            self.lost = True
+        elif self.source[self.position] == own:
             self.position += 1
+        elif self.fixes.get(self.position, (None,))[0] == own:
+            self.position = self.fixes[self.position][1]
         else:
             self.lost = True
 
@@ -120,7 +138,9 @@ class AggressiveDecoder(DraftingDecoder):
 
     def proposer(self, model: Any, options: Any) -> Any:
         """Drafts for one generation."""
-        return InputAligner(options.align_ngram, getattr(model, "word_boundaries", frozenset()))
+        boundaries = getattr(model, "word_boundaries", frozenset())
+        lexicon = getattr(model, "lexicon", None) if options.correct_words else None
+        return InputAligner(options.align_ngram, boundaries, lexicon)
 
 
 @hookimpl

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from edgert.decoding import DecodingOptions
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
+from edgert.lexicon import Lexicon, corrected, corrections
 from edgert.speculation import DraftingDecoder
 
 
@@ -29,6 +30,7 @@ class LookupOptions(DecodingOptions):
     min_draft_tokens: int = 2
     max_draft_tokens: int = 32
     trigram_stats: bool = False  # prefer frequent continuations (ADED); False = most recent
+    correct_words: bool = True  # also search the input with misspelt words corrected
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -46,11 +48,22 @@ class NgramLookup:
 
     options: LookupOptions
     boundaries: frozenset[int] = frozenset()  # ids that start a word or are punctuation
-    source: list[int] = field(default_factory=list)
+    lexicon: Lexicon | None = None  # corrects misspelt input words; None: off
+    source: list[int] = field(default_factory=list)  # the input (then its corrected copy)
+    first: list[int] = field(default_factory=list)  # the first draft
     counts: dict[tuple[int, int], Counter] = field(default_factory=lambda: defaultdict(Counter))
 
     def reset(self, input_ids: Sequence[int]) -> None:
-        self.source = list(input_ids)
+        """Index the input; with a lexicon, also its copy with misspelt words corrected.
+
+        The corrected copy comes after the input, so its n-grams are the most recent.
+        """
+        self.source = self.first = list(input_ids)
+        if self.lexicon is not None:
+            fixes = corrections(self.source, self.boundaries, self.lexicon)
+            if fixes:
+                self.first = corrected(self.source, fixes)
+                self.source = self.source + self.first
         self.counts = defaultdict(Counter)
         for a, b, c in zip(self.source, self.source[1:], self.source[2:], strict=False):
             self.counts[(a, b)][c] += 1
@@ -59,7 +72,7 @@ class NgramLookup:
         if k <= 0:
             return []
         if not generated:  # the empty suffix: outputs that copy begin as their input does
-            return self.source[:k]
+            return self.first[:k]
         if self.options.trigram_stats and len(generated) >= 2:
             return self._by_counts(generated, k)
         history = self.source + list(generated)
@@ -131,7 +144,9 @@ class LookupDecoder(DraftingDecoder):
 
     def proposer(self, model: Any, options: Any) -> Any:
         """Drafts for one generation."""
-        return NgramLookup(options, getattr(model, "word_boundaries", frozenset()))
+        boundaries = getattr(model, "word_boundaries", frozenset())
+        lexicon = getattr(model, "lexicon", None) if options.correct_words else None
+        return NgramLookup(options, boundaries, lexicon)
 
 
 @hookimpl

@@ -167,7 +167,8 @@ class SpeculativeDecoder(DraftingDecoder):
         draft = load_draft(options.draft)
         check_compatible(model, draft, options.draft)
         boundaries = getattr(draft, "word_boundaries", frozenset())
-        guess = NgramLookup(LookupOptions(), boundaries) if options.draft_lookup else None
+        lexicon = getattr(draft, "lexicon", None)
+        guess = NgramLookup(LookupOptions(), boundaries, lexicon) if options.draft_lookup else None
         return DraftProposer(draft, options, guess)
 
 

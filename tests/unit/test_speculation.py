@@ -240,3 +240,16 @@ def test_adaptive_k_for_a_draft_model_pauses_after_a_draft_with_nothing_accepted
     k.update(8, 0)
     assert k.k == 1
     assert [k.next() for _ in range(FIRST_PAUSE + 1)] == [0] * FIRST_PAUSE + [1]
+
+
+def test_aligner_drafts_corrected_words_and_copies_the_rest():
+    from test_lexicon import VOCAB
+
+    from edgert.lexicon import Lexicon
+
+    boundaries = frozenset({1, 3, 4, 5, 6, 10, 12, 13, 14, 16, 17, 18})
+    aligner = InputAligner(ngram=2, boundaries=boundaries, lexicon=Lexicon(VOCAB))
+    aligner.reset([3, 6, 7, 8, 9, 5, 14, 15, 16, 1])  # the ne v rou s rabbit hs i . </s>
+    assert aligner.propose([], 10) == [3, 4, 5, 12, 16, 1]
+    aligner.accepted([3, 4, 5, 13], 6, 3)  # the target wrote "her", not "his"
+    assert aligner.propose([3, 4, 5, 13], 10) == [16, 1]  # resumes after the word
