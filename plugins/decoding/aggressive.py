@@ -2,9 +2,12 @@
 
 For tasks whose output mostly copies the input (spelling and grammar correction, post
 editing), the next output tokens are usually the next input tokens. The draft is the input
-span after the aligned position; after a mismatch the alignment is found again by looking
-up the last few output tokens in the input. Verified by the shared core, so the tokens are
-exactly greedy's.
+from the aligned position on, with each input word that is not a vocabulary word (a typo,
+split into sub-word pieces) replaced by the nearest whole-word token (``edgert.lexicon``),
+so one target call can verify a whole corrected sentence. After a mismatch the alignment
+is found again by looking up the last few output tokens in the input, or, after a new word
+found nowhere in the input, at the next input word. Verified by the shared core, so the
+tokens are exactly greedy's.
 """
 
 from __future__ import annotations

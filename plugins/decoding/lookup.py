@@ -2,8 +2,11 @@
 
 The longest suffix of the output (``max_ngram`` down to 1 tokens) is looked up in the
 input and in the output so far; the tokens that followed its most recent occurrence are
-the draft. With ``trigram_stats`` (after ADED), continuations seen more often win over the
-most recent one. Verified by the shared core, so the tokens are exactly greedy's.
+the draft. Before any output the draft is the input's start. With ``correct_words`` the
+input's copy with misspelt words corrected (``edgert.lexicon``) is searched too, and after
+a new word found nowhere the draft resumes at the input word after the one it replaced.
+With ``trigram_stats`` (after ADED), continuations seen more often win over the most
+recent one. Verified by the shared core, so the tokens are exactly greedy's.
 """
 
 from __future__ import annotations
