@@ -16,7 +16,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from edgert.decoding import DecodingOptions, StepModel, constrained_argmax, finished
+import numpy as np
+
+from edgert.decoding import DecodingOptions, StepModel, constrained_view, finished
 from edgert.errors import InputError
 
 
@@ -141,11 +143,19 @@ def speculate(
     plus one token of the target's own. Where the model offers ``start_with``, the first
     call (the one that also runs the encoder) verifies a draft too: on short outputs that
     first call is a large share of all calls.
+
+    A model may set ``verify_tolerance``: how far its logits for a token can move when
+    that token is computed in a multi-token call instead of alone (kernels pick other code
+    paths for other shapes; weight-only int8 with int8 compute moves them by up to ~0.14
+    on the speller). A row of a multi-token call whose top two scores are closer than
+    that is not trusted: the position is computed again in a one-token call, the way
+    greedy decoding computes it, so near-ties resolve as they do in greedy decoding.
     """
     generated: list[int] = []
     started = time.perf_counter()
     proposer.reset(input_ids)
     start_with = getattr(model, "start_with", None)
+    tolerance = getattr(model, "verify_tolerance", 0.0)
     drafts = proposer.propose(generated, _room(k, options, 0)) if start_with else []
     stats.draft_s += time.perf_counter() - started
     started = time.perf_counter()
@@ -153,11 +163,16 @@ def speculate(
     while True:
         stats.verify_s += time.perf_counter() - started
         stats.target_calls += 1
-        matched, done = 0, False
+        matched, done, unsure = 0, False, False
+        wide = len(logits) > 1
         # Row i holds the logits after the i-th fed token: the greedy token there is
         # emitted, and drafting continues while it equals the draft that was fed next.
         for row in logits:
-            token = constrained_argmax(row, generated, options)
+            scores = constrained_view(row, generated, options)
+            if wide and tolerance and _margin(scores) < tolerance:
+                unsure = True  # a near-tie: decided again by a one-token call, as greedy does
+                break
+            token = int(np.argmax(scores))
             generated.append(token)
             yield token
             hit = matched < len(drafts) and token == drafts[matched]
@@ -169,17 +184,27 @@ def speculate(
         stats.accepted += matched
         if done:
             return
-        unused = len(logits) - matched - 1  # fed drafts after the first mismatch
+        unused = len(logits) - matched - (not unsure)  # fed tokens whose rows were not used
         if unused:
             model.rollback(model.length - unused)
         k.update(len(drafts), matched)
         started = time.perf_counter()
+        if unsure:  # proposers re-align from ``generated`` on their next draft
+            drafts = []
+            logits = model.step([generated[-1]]) if generated else model.start(input_ids)
+            continue
         proposer.accepted(generated, len(drafts), matched)
         room = _room(k, options, len(generated))
         drafts = proposer.propose(generated, room) if room else []
         stats.draft_s += time.perf_counter() - started
         started = time.perf_counter()
         logits = model.step([generated[-1], *drafts])
+
+
+def _margin(scores: np.ndarray) -> float:
+    """Gap between the two highest scores."""
+    top2 = np.partition(scores, -2)[-2:]
+    return float(top2[1] - top2[0])
 
 
 def _room(k: AdaptiveK, options: DecodingOptions, produced: int) -> int:

@@ -253,3 +253,40 @@ def test_aligner_drafts_corrected_words_and_copies_the_rest():
     assert aligner.propose([], 10) == [3, 4, 5, 12, 16, 1]
     aligner.accepted([3, 4, 5, 13], 6, 3)  # the target wrote "her", not "his"
     assert aligner.propose([3, 4, 5, 13], 10) == [16, 1]  # resumes after the word
+
+
+class WideNoiseModel(StartingTableModel):
+    """Multi-token calls move the logits a little, as other kernels do: near-ties flip."""
+
+    def __init__(self, tolerance):
+        super().__init__(0)
+        self.verify_tolerance = tolerance
+        vocab = self.vocab_size
+        self.table = np.zeros((vocab, vocab), np.float32)
+        for a in range(vocab):
+            self.table[a, (a + 1) % vocab] = 1.0  # greedy: count up
+            self.table[a, (a + 2) % vocab] = 0.95  # a near-tie, 0.05 behind
+
+    def step(self, new_ids):
+        logits = super().step(new_ids)
+        if len(new_ids) > 1:
+            logits = logits.copy()
+            for row, token in enumerate(new_ids):
+                logits[row, (token + 2) % self.vocab_size] += 0.1
+        return logits
+
+    def start_with(self, input_ids, new_ids):
+        first = self.start(input_ids)
+        return np.concatenate([first, self.step([input_ids[-1], *new_ids])[1:]])
+
+
+@pytest.mark.parametrize("decoder", [AggressiveDecoder, LookupDecoder])
+def test_near_ties_in_multi_token_rows_are_decided_as_greedy_decides_them(decoder):
+    source = [4, 5, 6, 7, 8, 9, 10, 11, 12, 3]  # greedy continues 3 with 4, 5, ...: a copy
+    reference = greedy(WideNoiseModel(0.5), source, max_new_tokens=12)
+    assert reference[:4] == [4, 5, 6, 7]
+    for tolerance, equal in ((0.5, True), (0.0, False)):  # 0: trust every row
+        strategy = decoder()
+        options = strategy.Options(max_new_tokens=12)
+        got = list(strategy.decode(WideNoiseModel(tolerance), source, options))
+        assert (got == reference) is equal
