@@ -169,10 +169,10 @@ def speculate(
         # emitted, and drafting continues while it equals the draft that was fed next.
         for row in logits:
             scores = constrained_view(row, generated, options)
-            if wide and tolerance and _margin(scores) < tolerance:
-                unsure = True  # a near-tie: decided again by a one-token call, as greedy does
-                break
             token = int(np.argmax(scores))
+            if wide and tolerance and _near_tie(scores, token, tolerance):
+                unsure = True  # decided again by a one-token call, as greedy decides it
+                break
             generated.append(token)
             yield token
             hit = matched < len(drafts) and token == drafts[matched]
@@ -201,10 +201,9 @@ def speculate(
         logits = model.step([generated[-1], *drafts])
 
 
-def _margin(scores: np.ndarray) -> float:
-    """Gap between the two highest scores."""
-    top2 = np.partition(scores, -2)[-2:]
-    return float(top2[1] - top2[0])
+def _near_tie(scores: np.ndarray, top: int, tolerance: float) -> bool:
+    """Whether another score is within ``tolerance`` of the top one."""
+    return int(np.count_nonzero(scores > scores[top] - tolerance)) > 1
 
 
 def _room(k: AdaptiveK, options: DecodingOptions, produced: int) -> int:
