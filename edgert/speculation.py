@@ -69,6 +69,7 @@ class AdaptiveK:
     patient: bool = False
     pause: int = FIRST_PAUSE  # length of the next pause
     idle: int = 0  # target calls left in the current pause
+    missed: bool = False  # the last draft had nothing accepted
 
     def next(self) -> int:
         """Draft length for the coming target call (0 while paused)."""
@@ -81,12 +82,14 @@ class AdaptiveK:
         """Double on full acceptance; shrink on a miss (see ``patient``); pause at the floor."""
         if not drafted:
             return
+        missed, self.missed = self.missed, accepted == 0
         if accepted == drafted:
             self.k = min(self.high, self.k * 2)
             self.pause = FIRST_PAUSE
         elif accepted == 0 if self.patient else accepted * 2 < drafted:
-            # A draft model that got nothing right is likely lost: pause, then retry small.
-            lost = accepted == 0 and not self.patient
+            # A draft model that got nothing right is likely lost, and so is a copy that
+            # got nothing right twice in a row: pause, then retry small.
+            lost = accepted == 0 and (missed or not self.patient)
             if self.k == self.low or lost:
                 self.idle, self.pause = self.pause, min(LONGEST_PAUSE, self.pause * 4)
             self.k = self.low if lost else max(self.low, self.k // 2)
@@ -191,7 +194,7 @@ def speculate(
         started = time.perf_counter()
         if unsure:  # proposers re-align from ``generated`` on their next draft
             drafts = []
-            logits = model.step([generated[-1]]) if generated else model.start(input_ids)
+            logits = model.step([generated[-1]]) if generated else _restart(model, input_ids)
             continue
         proposer.accepted(generated, len(drafts), matched)
         room = _room(k, options, len(generated))
@@ -199,6 +202,12 @@ def speculate(
         stats.draft_s += time.perf_counter() - started
         started = time.perf_counter()
         logits = model.step([generated[-1], *drafts])
+
+
+def _restart(model: StepModel, input_ids: Sequence[int]) -> np.ndarray:
+    """The first position again, alone: without encoding again where the start id is known."""
+    start = getattr(model, "decoder_start", None)
+    return model.start(input_ids) if start is None else model.step([start])
 
 
 def _near_tie(scores: np.ndarray, top: int, tolerance: float) -> bool:

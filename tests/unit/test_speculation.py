@@ -215,16 +215,17 @@ def test_draft_lookup_saves_draft_calls_without_changing_the_drafts():
     assert calls[True] < calls[False]
 
 
-def test_adaptive_k_grows_shrinks_and_pauses_after_misses_at_the_floor():
+def test_adaptive_k_grows_shrinks_and_pauses_after_repeated_misses():
     k = AdaptiveK(8, 2, 32, patient=True)
     k.update(8, 8)
     assert k.next() == 16
     k.update(16, 3)  # patient: a partial acceptance keeps K
     assert k.next() == 16
-    for expected in (8, 4, 2, 2):
-        k.update(k.k, 0)
-        assert k.k == expected
-    # The miss at the floor started a pause of FIRST_PAUSE calls, then one probe.
+    k.update(16, 0)  # one miss (after a typo, say): halve
+    assert k.k == 8
+    k.update(8, 0)  # a second miss in a row: the output has left the input
+    assert k.k == 2
+    # ... so drafting pauses for FIRST_PAUSE calls, then one probe.
     assert [k.next() for _ in range(FIRST_PAUSE + 1)] == [0] * FIRST_PAUSE + [2]
     k.update(2, 0)  # the probe missed too: a four times longer pause
     assert [k.next() for _ in range(4 * FIRST_PAUSE + 1)] == [0] * 4 * FIRST_PAUSE + [2]
