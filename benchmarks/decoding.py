@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -133,6 +134,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "inputs": len(inputs),
         "new_tokens_cap": args.new_tokens,
+        "load_average_before": os.getloadavg(),  # a shared machine: ratios, not absolutes
         "cases": {},
     }
     for precision, device in (("fp32", "cpu-generic"), ("int8", int8_device())):
@@ -145,6 +147,7 @@ def main() -> None:
             key = f"{case} {precision} ({device})"
             results["cases"][key] = run_case(bundle, draft, inputs, args.new_tokens)
             report(key, results["cases"][key])
+    results["load_average_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {args.out}")
