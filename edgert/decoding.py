@@ -20,7 +20,14 @@ from edgert.errors import InputError
 
 @runtime_checkable
 class StepModel(Protocol):
-    """What a decoder may call. Logits are float32 ``(n_new, vocab)``."""
+    """What a decoder may call. Logits are float32 ``(n_new, vocab)``.
+
+    Optional, looked up with ``getattr`` by the decoders that can use it:
+    ``start_with(input_ids, new_ids)`` is ``start`` followed by ``step(new_ids)`` in one
+    decoder call, returning the logits after the start token and after each new id (lossless
+    decoders verify a first draft in the call that starts decoding); ``multi_token_step =
+    False`` marks a model whose ``step`` runs one decoder call per token.
+    """
 
     vocab_size: int
 
@@ -115,6 +122,33 @@ def constrain(logits: np.ndarray, generated: Sequence[int], options: DecodingOpt
     if options.suppress_ids:
         out[list(options.suppress_ids)] = -np.inf
     return out
+
+
+def constrained_view(
+    logits: np.ndarray, generated: Sequence[int], options: DecodingOptions
+) -> np.ndarray:
+    """``constrain(...)``, or ``logits`` itself (not to be modified) when nothing applies.
+
+    Most positions have no constraint in force, and this runs for every emitted or
+    verified token: the copy that ``constrain`` makes is then saved.
+    """
+    if (
+        options.repetition_penalty == 1.0
+        and not options.no_repeat_ngram_size
+        and not options.suppress_ids
+        and options.forced_first_id is None
+        and options.forced_last_id is None
+        and (len(generated) >= options.min_new_tokens or not options.stop_ids)
+    ):
+        return logits
+    return constrain(logits, generated, options)
+
+
+def constrained_argmax(
+    logits: np.ndarray, generated: Sequence[int], options: DecodingOptions
+) -> int:
+    """The greedy token: ``argmax(constrain(logits, generated, options))``."""
+    return int(np.argmax(constrained_view(logits, generated, options)))
 
 
 def _only(logits: np.ndarray, token: int) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ def build(cls: type, data: Mapping[str, Any], where: str, error: type = DevicePr
     """
     if not isinstance(data, Mapping):
         raise error(f"{where}: expected a table, got {type(data).__name__} {data!r}")
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     keys = {f.metadata.get("key", name): name for name, f in fields.items()}
     for key in data:
@@ -51,6 +52,12 @@ def build(cls: type, data: Mapping[str, Any], where: str, error: type = DevicePr
             continue
         values[name] = convert(hints[name], data[key], f"{where} {key}", error)
     return cls(**values)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """Resolved field types, once per class: decoder options are built on every generate."""
+    return get_type_hints(cls)
 
 
 def convert(hint: Any, value: Any, where: str, error: type = DeviceProfileError) -> Any:

@@ -7,6 +7,8 @@ created once, decoding by the registered decoder plugins through the step interf
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ import numpy as np
 
 from edgert.embeddings import EmbeddingTable
 from edgert.errors import InputError
+from edgert.lexicon import SPACE_MARKS, Lexicon
 from edgert.providers import create_session
 from edgert.schema import build
 from edgert.seq2seq_core import Layout, Seq2SeqCore
@@ -25,6 +28,15 @@ if TYPE_CHECKING:
     from edgert.bundle import Bundle
     from edgert.catalog import Catalog
     from edgert.profiles import DeviceProfile
+
+# How far a decoder's logits may move between a one-token and a multi-token call, by
+# bundle precision (max |difference| measured on the speller's greedy paths: fp32 1.3e-5;
+# int8 weight-only with int8 compute 0.14, median 2e-5). Lossless decoders recompute a
+# verified position alone when its top two logits are closer than this. Unmeasured
+# precisions get the int8 value.
+VERIFY_TOLERANCE = {"fp32": 1e-3, "int8": 0.5, "int4": 0.5, "fp16": 0.5}
+
+OPTIONS_CACHE = 64  # validated decoder options kept per model
 
 # Generation defaults in the manifest -> the option names decoders use.
 _DEFAULT_OPTIONS = {
@@ -76,6 +88,7 @@ class Seq2SeqModel:
             self._init_optimum(bundle, profile, catalog, allow_fallback, threads)
             return
         self.bundle, self.profile, self.catalog = bundle, profile, catalog
+        self._parsed: dict[Any, tuple[Any, Any]] = {}
         manifest = bundle.manifest
         self.defaults: dict[str, Any] = manifest["generation"]
         # The encoder runs once per input: its idle threads must not spin and steal the
@@ -115,6 +128,10 @@ class Seq2SeqModel:
             )
         self.tokenizer = Tokenizer.from_file(str(bundle.file(manifest["tokenizer"])))
         self.core.vocab_signature = _vocab_signature(self.tokenizer)
+        self.core.word_boundaries = _word_boundaries(self.tokenizer)
+        self.core.lexicon = Lexicon.from_tokenizer(self.tokenizer)
+        self.core.verify_tolerance = VERIFY_TOLERANCE.get(bundle.manifest["precision"], 0.5)
+        self.core.profile_id = profile.id
 
     def _init_optimum(
         self,
@@ -129,6 +146,7 @@ class Seq2SeqModel:
         from edgert.optimum_folder import OptimumCore
 
         self.bundle, self.profile, self.catalog = bundle, profile, catalog
+        self._parsed = {}
         self.defaults = bundle.manifest["generation"]
         quiet = profile.with_runtime(spinning=False)
 
@@ -146,6 +164,10 @@ class Seq2SeqModel:
         )  # fmt: skip
         self.tokenizer = Tokenizer.from_file(str(bundle.path / "tokenizer.json"))
         self.core.vocab_signature = _vocab_signature(self.tokenizer)
+        self.core.word_boundaries = _word_boundaries(self.tokenizer)
+        self.core.lexicon = Lexicon.from_tokenizer(self.tokenizer)
+        self.core.verify_tolerance = VERIFY_TOLERANCE.get(bundle.manifest["precision"], 0.5)
+        self.core.profile_id = profile.id
 
     @property
     def provider(self) -> str:
@@ -198,7 +220,25 @@ class Seq2SeqModel:
         return ids
 
     def decoder_options(self, decoder: str, options: dict[str, Any]) -> tuple[Any, Any]:
-        """The decoder instance and its validated, frozen options (bundle defaults first)."""
+        """The decoder instance and its validated, frozen options (bundle defaults first).
+
+        Validated options are kept per (decoder, options) when the values are hashable: on
+        a model this small, validating them again on every call costs about a decoder call.
+        """
+        try:
+            key: Any = (decoder, tuple(sorted(options.items())))
+            hash(key)
+        except TypeError:  # e.g. a list value: validate every time
+            key = None
+        cached = self._parsed.get(key) if key is not None else None
+        if cached is None:
+            cached = self._parse_options(decoder, options)
+            if key is not None and len(self._parsed) < OPTIONS_CACHE:
+                self._parsed[key] = cached
+        decoder_cls, parsed = cached
+        return decoder_cls(), parsed
+
+    def _parse_options(self, decoder: str, options: dict[str, Any]) -> tuple[Any, Any]:
         decoder_cls = self.catalog.decoders.get(decoder)
         fields = {f.name for f in dataclasses.fields(decoder_cls.Options)}
         merged = {
@@ -218,7 +258,7 @@ class Seq2SeqModel:
                 f"{self.defaults['max_total_length']})",
                 hint=f"use max_new_tokens <= {room}, or export with a larger max_total_length",
             )
-        return decoder_cls(), parsed
+        return decoder_cls, parsed
 
     def _run(
         self, text: str | None, input_ids: list[int] | None, decoder: str, truncate: bool,
@@ -270,6 +310,20 @@ def _vocab_signature(tokenizer: Any) -> str:
     return hashlib.sha256(vocab.encode()).hexdigest()
 
 
+def _word_boundaries(tokenizer: Any) -> frozenset[int]:
+    """Ids of tokens that do not continue a word: a word start (byte-level BPE's ``Ġ``,
+    SentencePiece's ``▁``), punctuation or a special token.
+
+    Input-guided decoding uses them to resume copying after a corrected word.
+    """
+    vocab = tokenizer.get_vocab(with_added_tokens=True)
+    return frozenset(
+        i
+        for token, i in vocab.items()
+        if token and (token[0] in SPACE_MARKS or not token[0].isalnum())
+    )
+
+
 class _Detokenizer:
     """Incremental decoding: each token re-decodes only a short window, not the whole text.
 
@@ -308,13 +362,14 @@ def _stop_at(text: str, stop: tuple[str, ...]) -> int | None:
 def _stats(started: float, stamps: list[float], strategy: Any) -> dict[str, Any]:
     if not stamps:
         return {"new_tokens": 0}
-    steps = np.diff(np.asarray([started, *stamps])) * 1000
+    times = [started, *stamps]
+    steps = [(b - a) * 1000 for a, b in itertools.pairwise(times)]
     decode_s = stamps[-1] - started
     stats = {
         "new_tokens": len(stamps),
-        "first_token_ms": float(steps[0]),
-        "per_token_ms": [float(x) for x in steps[1:]],
-        "per_token_median_ms": float(np.median(steps[1:])) if len(steps) > 1 else None,
+        "first_token_ms": steps[0],
+        "per_token_ms": steps[1:],
+        "per_token_median_ms": statistics.median(steps[1:]) if len(steps) > 1 else None,
         "total_ms": decode_s * 1000,
         "tokens_per_s": len(stamps) / decode_s if decode_s > 0 else None,
     }

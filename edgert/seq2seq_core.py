@@ -85,6 +85,11 @@ class Seq2SeqCore:
         self.encode(input_ids)
         return self.step([self.decoder_start])
 
+    def start_with(self, input_ids: Sequence[int], new_ids: Sequence[int]) -> np.ndarray:
+        """``start`` and ``step(new_ids)`` in one decoder call: logits after each fed token."""
+        self.encode(input_ids)
+        return self.step([self.decoder_start, *new_ids])
+
     def step(self, new_ids: Sequence[int]) -> np.ndarray:
         """Append tokens; logits ``(len(new_ids), vocab)`` after each."""
         return self.step_batch(np.asarray(new_ids, dtype=np.int64)[None])[0]

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from edgert.decoding import DecodingOptions, StepModel, constrain, finished
+from edgert.decoding import DecodingOptions, StepModel, constrained_view, finished
 from edgert.errors import InputError
 
 
@@ -30,28 +30,69 @@ class Proposer(Protocol):
         ...
 
     def propose(self, generated: Sequence[int], k: int) -> list[int]:
-        """Up to ``k`` tokens expected to follow ``generated``."""
+        """Up to ``k`` tokens expected to follow ``generated`` (``[]`` before the first)."""
         ...
 
     def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
-        """``accepted`` of ``drafted`` draft tokens were kept; ``generated`` is up to date."""
+        """``accepted`` of ``drafted`` draft tokens were kept.
+
+        ``generated`` is up to date: it ends with the accepted drafts and then the target's
+        own token (the one after the last accepted draft).
+        """
         ...
+
+
+FIRST_PAUSE = 4  # target calls without drafting after K bottoms out and misses again
+LONGEST_PAUSE = 64
 
 
 @dataclass
 class AdaptiveK:
-    """Draft length that grows after full acceptance and shrinks after a miss."""
+    """Draft length that grows after full acceptance and shrinks after a miss.
+
+    ``patient`` suits proposers whose drafts cost nothing to make (copied from the
+    input): a long draft then only costs a slightly wider target call, and on copy-heavy
+    text a partial acceptance is a local difference (one corrected word) followed by more
+    copying, so K shrinks only when nothing was accepted. Otherwise K halves when less than
+    half the draft was accepted, which suits a draft model whose every token costs a call.
+
+    A miss at the smallest K (for a draft model: any draft with nothing accepted) pauses
+    drafting for a number of target calls that grows fourfold with every further miss (up
+    to ``LONGEST_PAUSE``) and resets after a full acceptance: on text where drafts keep
+    failing (open-ended output) a draft model's calls would otherwise cost on every token,
+    while one probe per pause still finds the stretches where drafting pays again.
+    """
 
     k: int
     low: int
     high: int
+    patient: bool = False
+    pause: int = FIRST_PAUSE  # length of the next pause
+    idle: int = 0  # target calls left in the current pause
+    missed: bool = False  # the last draft had nothing accepted
+
+    def next(self) -> int:
+        """Draft length for the coming target call (0 while paused)."""
+        if self.idle:
+            self.idle -= 1
+            return 0
+        return self.k
 
     def update(self, drafted: int, accepted: int) -> None:
-        """Double on full acceptance, halve when less than half was accepted."""
-        if drafted and accepted == drafted:
+        """Double on full acceptance; shrink on a miss (see ``patient``); pause at the floor."""
+        if not drafted:
+            return
+        missed, self.missed = self.missed, accepted == 0
+        if accepted == drafted:
             self.k = min(self.high, self.k * 2)
-        elif accepted * 2 < drafted:
-            self.k = max(self.low, self.k // 2)
+            self.pause = FIRST_PAUSE
+        elif accepted == 0 if self.patient else accepted * 2 < drafted:
+            # A draft model that got nothing right is likely lost, and so is a copy that
+            # got nothing right twice in a row: pause, then retry small.
+            lost = accepted == 0 and (missed or not self.patient)
+            if self.k == self.low or lost:
+                self.idle, self.pause = self.pause, min(LONGEST_PAUSE, self.pause * 4)
+            self.k = self.low if lost else max(self.low, self.k // 2)
 
 
 @dataclass
@@ -78,12 +119,18 @@ class SpeculationStats:
 
 
 def check_model(model: Any, decoder: str) -> None:
-    """Refuse models whose step cannot verify several tokens in one call (static NPU graphs)."""
+    """Refuse models whose step cannot verify several tokens in one call (static NPU graphs).
+
+    Such a ``step`` runs one decoder call per token, so drafting cannot save a call; the
+    error names the bundle's profile and the decoders and profiles to use instead.
+    """
     if getattr(model, "multi_token_step", True) is False:
+        profile = getattr(model, "profile_id", None)
+        where = f" (profile {profile!r})" if profile else ""
         raise InputError(
-            f"decoder {decoder!r} needs a decoder graph that verifies several tokens per call; "
-            "this bundle's static (NPU) graph takes one token per call",
-            hint="use --decoder greedy on this profile, or export for a CPU/GPU profile "
+            f"decoder {decoder!r} is unsupported on this bundle's static (NPU) graph{where}: "
+            "it verifies drafts several tokens per call, and this graph takes one token per call",
+            hint="use --decoder greedy (or sampling) on this profile, or export for a CPU/GPU profile "
             "(e.g. --device x86-avx2-int8) to use lossless accelerated decoding",
         )
 
@@ -92,48 +139,85 @@ def speculate(
     model: StepModel, input_ids: Sequence[int], options: DecodingOptions, proposer: Proposer,
     k: AdaptiveK, stats: SpeculationStats,
 ) -> Iterator[int]:  # fmt: skip
-    """Greedy-identical decoding with drafts from ``proposer``."""
-    started = time.perf_counter()
-    pending = model.start(input_ids)[-1]
-    stats.verify_s += time.perf_counter() - started
-    stats.target_calls += 1
-    proposer.reset(input_ids)
+    """Greedy-identical decoding with drafts from ``proposer``.
+
+    Each target call feeds the last emitted token followed by the draft; its logits give
+    the greedy token after each fed token, so the call yields every matching draft token
+    plus one token of the target's own. Where the model offers ``start_with``, the first
+    call (the one that also runs the encoder) verifies a draft too: on short outputs that
+    first call is a large share of all calls.
+
+    A model may set ``verify_tolerance``: how far its logits for a token can move when
+    that token is computed in a multi-token call instead of alone (kernels pick other code
+    paths for other shapes; weight-only int8 with int8 compute moves them by up to ~0.14
+    on the speller). A row of a multi-token call whose top two scores are closer than
+    that is not trusted: the position is computed again in a one-token call, the way
+    greedy decoding computes it, so near-ties resolve as they do in greedy decoding.
+    """
     generated: list[int] = []
+    started = time.perf_counter()
+    proposer.reset(input_ids)
+    start_with = getattr(model, "start_with", None)
+    tolerance = getattr(model, "verify_tolerance", 0.0)
+    drafts = proposer.propose(generated, _room(k, options, 0)) if start_with else []
+    stats.draft_s += time.perf_counter() - started
+    started = time.perf_counter()
+    logits = start_with(input_ids, drafts) if drafts else model.start(input_ids)
     while True:
-        started = time.perf_counter()
-        room = options.max_new_tokens - len(generated) - 1
-        drafts = proposer.propose(generated, min(k.k, room)) if room > 0 else []
-        stats.draft_s += time.perf_counter() - started
-        token = int(np.argmax(constrain(pending, generated, options)))
-        generated.append(token)
-        yield token
-        if finished(token, generated, options):
-            return
-        feed = [token, *drafts[1:]] if drafts and drafts[0] == token else [token]
-        started = time.perf_counter()
-        base = model.length
-        logits = model.step(feed)
         stats.verify_s += time.perf_counter() - started
         stats.target_calls += 1
-        kept = 1
-        for position in range(1, len(feed)):
-            nxt = int(np.argmax(constrain(logits[position - 1], generated, options)))
-            if nxt != feed[position]:
+        matched, done, unsure = 0, False, False
+        wide = len(logits) > 1
+        # Row i holds the logits after the i-th fed token: the greedy token there is
+        # emitted, and drafting continues while it equals the draft that was fed next.
+        for row in logits:
+            scores = constrained_view(row, generated, options)
+            token = int(np.argmax(scores))
+            if wide and tolerance and _near_tie(scores, token, tolerance):
+                unsure = True  # decided again by a one-token call, as greedy decides it
                 break
-            generated.append(nxt)
-            kept += 1
-            yield nxt
-            if finished(nxt, generated, options):
-                return
-        drafted = len(drafts)
-        accepted = min(drafted, kept) if drafts and drafts[0] == token else 0
-        stats.drafted += drafted
-        stats.accepted += accepted
-        k.update(drafted, accepted)
-        proposer.accepted(generated, drafted, accepted)
-        if kept < len(feed):
-            model.rollback(base + kept)
-        pending = logits[kept - 1]
+            generated.append(token)
+            yield token
+            hit = matched < len(drafts) and token == drafts[matched]
+            matched += hit
+            done = finished(token, generated, options)
+            if done or not hit:
+                break
+        stats.drafted += len(drafts)
+        stats.accepted += matched
+        if done:
+            return
+        unused = len(logits) - matched - (not unsure)  # fed tokens whose rows were not used
+        if unused:
+            model.rollback(model.length - unused)
+        k.update(len(drafts), matched)
+        started = time.perf_counter()
+        if unsure:  # proposers re-align from ``generated`` on their next draft
+            drafts = []
+            logits = model.step([generated[-1]]) if generated else _restart(model, input_ids)
+            continue
+        proposer.accepted(generated, len(drafts), matched)
+        room = _room(k, options, len(generated))
+        drafts = proposer.propose(generated, room) if room else []
+        stats.draft_s += time.perf_counter() - started
+        started = time.perf_counter()
+        logits = model.step([generated[-1], *drafts])
+
+
+def _restart(model: StepModel, input_ids: Sequence[int]) -> np.ndarray:
+    """The first position again, alone: without encoding again where the start id is known."""
+    start = getattr(model, "decoder_start", None)
+    return model.start(input_ids) if start is None else model.step([start])
+
+
+def _near_tie(scores: np.ndarray, top: int, tolerance: float) -> bool:
+    """Whether another score is within ``tolerance`` of the top one."""
+    return int(np.count_nonzero(scores > scores[top] - tolerance)) > 1
+
+
+def _room(k: AdaptiveK, options: DecodingOptions, produced: int) -> int:
+    """Draft length: ``k``, but never past ``max_new_tokens`` (one token comes free)."""
+    return max(0, min(k.next(), options.max_new_tokens - produced - 1))
 
 
 class DraftingDecoder(abc.ABC):
@@ -144,6 +228,7 @@ class DraftingDecoder(abc.ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type]
+    patient: ClassVar[bool] = False  # see AdaptiveK
 
     def __init__(self) -> None:
         self.stats: dict[str, Any] = {}
@@ -157,7 +242,9 @@ class DraftingDecoder(abc.ABC):
         check_model(model, self.name)
         proposer = self.proposer(model, options)
         counters = SpeculationStats()
-        k = AdaptiveK(options.draft_tokens, options.min_draft_tokens, options.max_draft_tokens)
+        k = AdaptiveK(
+            options.draft_tokens, options.min_draft_tokens, options.max_draft_tokens, self.patient
+        )
         try:
             yield from speculate(model, input_ids, options, proposer, k, counters)
         finally:

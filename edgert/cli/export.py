@@ -67,7 +67,8 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
     SOURCE is a Hugging Face model folder or hub id (T5, BART, Marian), a Dolphin
     decoder-decoder folder or a composition .toml (family dolphin), a classifier as
     package.module:factory, a .pt2 (torch.export) or TorchScript file, or a built-in model
-    (zoo:digits, zoo:mobilenet-v3-small, zoo:speller).
+    (zoo:digits, zoo:mobilenet-v3-small, zoo:speller, zoo:speller-draft: the speller's
+    draft model for --decoder speculative).
 
     \b
     Examples:
@@ -135,12 +136,16 @@ def detect_family(source: str) -> str:
     return "seq2seq" if looks_like_hub_id and not folder.exists() else "cnn"
 
 
+# Built-in Hugging Face folders inside the package: the speller and its draft model.
+_ZOO_FOLDERS = {"zoo:speller": "model", "zoo:speller-draft": "draft"}
+
+
 def _zoo_path(source: str) -> str:
-    """``zoo:speller`` is a Hugging Face folder inside the package."""
-    if source == "zoo:speller":
+    """``zoo:speller`` and ``zoo:speller-draft`` are Hugging Face folders inside the package."""
+    if source in _ZOO_FOLDERS:
         from importlib import resources
 
-        return str(resources.files("edgert.exporters.zoo") / "speller" / "model")
+        return str(resources.files("edgert.exporters.zoo") / "speller" / _ZOO_FOLDERS[source])
     return source
 
 
@@ -148,6 +153,8 @@ def _stem(source: str) -> str:
     path = Path(source)
     if path.name == "model" and path.parent.name:
         return path.parent.name
+    if path.name == "draft" and path.parent.name:
+        return f"{path.parent.name}-draft"
     return source.split(":")[-1].rstrip("/").split("/")[-1].split(".")[0] or "model"
 
 

@@ -2,9 +2,12 @@
 
 For tasks whose output mostly copies the input (spelling and grammar correction, post
 editing), the next output tokens are usually the next input tokens. The draft is the input
-span after the aligned position; after a mismatch the alignment is found again by looking
-up the last few output tokens in the input. Verified by the shared core, so the tokens are
-exactly greedy's.
+from the aligned position on, with each input word that is not a vocabulary word (a typo,
+split into sub-word pieces) replaced by the nearest whole-word token (``edgert.lexicon``),
+so one target call can verify a whole corrected sentence. After a mismatch the alignment
+is found again by looking up the last few output tokens in the input, or, after a new word
+found nowhere in the input, at the next input word. Verified by the shared core, so the
+tokens are exactly greedy's.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any, ClassVar
 from edgert.decoding import DecodingOptions
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
+from edgert.lexicon import Lexicon, corrections
 from edgert.speculation import DraftingDecoder
 
 
@@ -23,10 +27,11 @@ from edgert.speculation import DraftingDecoder
 class AggressiveOptions(DecodingOptions):
     """Draft length bounds and how many output tokens re-align after a mismatch."""
 
-    draft_tokens: int = 8  # starting K
+    draft_tokens: int = 24  # starting K: long enough to copy a whole sentence in one call
     min_draft_tokens: int = 2
-    max_draft_tokens: int = 24
+    max_draft_tokens: int = 32
     align_ngram: int = 2  # output tokens matched in the input to re-align
+    correct_words: bool = True  # draft the nearest vocabulary word for a misspelt input word
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -47,28 +52,61 @@ class InputAligner:
     """Tracks where in the input the output currently is."""
 
     ngram: int
+    boundaries: frozenset[int] = frozenset()  # ids that start a word or are punctuation
+    lexicon: Lexicon | None = None  # guesses corrections of misspelt input words; None: off
     source: list[int] = field(default_factory=list)
     position: int = 0  # next input index expected to be copied
+    lost: bool = False  # the output left the input: re-align before the next draft
+    fixes: dict[int, tuple[int, int]] = field(default_factory=dict)  # start -> (token, end)
+    after: list[int] = field(default_factory=list)  # input index after each drafted token
 
     def reset(self, input_ids: Sequence[int]) -> None:
-        self.source, self.position = list(input_ids), 0
+        self.source, self.position, self.lost = list(input_ids), 0, False
+        self.fixes = corrections(self.source, self.boundaries, self.lexicon) if self.lexicon else {}
 
     def propose(self, generated: Sequence[int], k: int) -> list[int]:
-        return self.source[self.position : self.position + k] if k > 0 else []
+        if k <= 0:
+            return []
+        if self.lost:  # re-aligned only when a draft is wanted (not while drafting pauses)
+            self._relocate(generated)
+        draft: list[int] = []
+        self.after = []
+        index = self.position
+        while len(draft) < k and index < len(self.source):
+            token, index = self.fixes.get(index) or (self.source[index], index + 1)
+            draft.append(token)
+            self.after.append(index)
+        return draft
 
     def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
-        self.position += accepted
-        if accepted < drafted or not drafted:
-            self.position = self._realign(generated)
+        """Move past the accepted drafts and the target's own token after them."""
+        if accepted:
+            self.position = self.after[accepted - 1]
+        own = generated[-1]
+        if self.lost or self.position >= len(self.source):
+            self.lost = True
+        elif self.source[self.position] == own:
+            self.position += 1
+        elif self.fixes.get(self.position, (None,))[0] == own:
+            self.position = self.fixes[self.position][1]
+        else:
+            self.lost = True
 
-    def _realign(self, generated: Sequence[int]) -> int:
-        """Index after the output's last tokens in the input.
+    def _relocate(self, generated: Sequence[int]) -> None:
+        self.lost = False
+        found = self._realign(generated)
+        if found is not None:
+            self.position = found
+        elif generated[-1] in self.boundaries:
+            self.position = self._next_word(self.position)
+
+    def _realign(self, generated: Sequence[int]) -> int | None:
+        """Index after the output's last tokens in the input, or None.
 
         Longer suffixes first. An n-gram match is taken at its first occurrence from the
         current position on (words repeat), else its latest one; a single token only
         within ``WINDOW`` tokens of the current position, where it is most likely the same
-        word and not a namesake later in the sentence. Unchanged when nothing matches
-        (inside a corrected word).
+        word and not a namesake later in the sentence.
         """
         for n in range(min(self.ngram, len(generated)), 0, -1):
             tail = list(generated[-n:])
@@ -78,7 +116,20 @@ class InputAligner:
                 starts = ahead = [i for i in ahead if i <= self.position + WINDOW]
             if starts:
                 return (ahead[0] if ahead else starts[-1]) + n
-        return self.position
+        return None
+
+    def _next_word(self, position: int) -> int:
+        """Where the input word after the one at ``position`` starts.
+
+        The output began a word that is nowhere in the input: a corrected word replacing
+        the input's word at ``position``. A misspelt word falls apart into several
+        sub-word tokens while its correction is often one, so the copy resumes at the
+        input's next word start, not at the next token.
+        """
+        for index in range(position + 1, len(self.source)):
+            if self.source[index] in self.boundaries:
+                return index
+        return position
 
 
 class AggressiveDecoder(DraftingDecoder):
@@ -86,10 +137,13 @@ class AggressiveDecoder(DraftingDecoder):
 
     name: ClassVar[str] = "aggressive"
     Options: ClassVar[type] = AggressiveOptions
+    patient: ClassVar[bool] = True
 
     def proposer(self, model: Any, options: Any) -> Any:
         """Drafts for one generation."""
-        return InputAligner(options.align_ngram)
+        boundaries = getattr(model, "word_boundaries", frozenset())
+        lexicon = getattr(model, "lexicon", None) if options.correct_words else None
+        return InputAligner(options.align_ngram, boundaries, lexicon)
 
 
 @hookimpl

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from edgert.decoding import DecodingOptions, StepModel, constrain, token_by_token
+from edgert.decoding import DecodingOptions, StepModel, constrained_argmax, token_by_token
 from edgert.hookspecs import hookimpl
 
 
@@ -30,7 +30,7 @@ class GreedyDecoder:
         """Yield argmax tokens until a stop id or ``max_new_tokens``."""
 
         def choose(logits: np.ndarray, generated: list[int]) -> int:
-            return int(np.argmax(constrain(logits, generated, options)))
+            return constrained_argmax(logits, generated, options)
 
         return token_by_token(model, input_ids, options, choose)
 

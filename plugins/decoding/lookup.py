@@ -2,8 +2,11 @@
 
 The longest suffix of the output (``max_ngram`` down to 1 tokens) is looked up in the
 input and in the output so far; the tokens that followed its most recent occurrence are
-the draft. With ``trigram_stats`` (after ADED), continuations seen more often win over the
-most recent one. Verified by the shared core, so the tokens are exactly greedy's.
+the draft. Before any output the draft is the input's start. With ``correct_words`` the
+input's copy with misspelt words corrected (``edgert.lexicon``) is searched too, and after
+a new word found nowhere the draft resumes at the input word after the one it replaced.
+With ``trigram_stats`` (after ADED), continuations seen more often win over the most
+recent one. Verified by the shared core, so the tokens are exactly greedy's.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any, ClassVar
 from edgert.decoding import DecodingOptions
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
+from edgert.lexicon import Lexicon, corrected, corrections
 from edgert.speculation import DraftingDecoder
 
 
@@ -25,10 +29,11 @@ class LookupOptions(DecodingOptions):
 
     max_ngram: int = 3  # longest suffix matched first
     min_ngram: int = 1
-    draft_tokens: int = 8
+    draft_tokens: int = 16
     min_draft_tokens: int = 2
-    max_draft_tokens: int = 16
+    max_draft_tokens: int = 32
     trigram_stats: bool = False  # prefer frequent continuations (ADED); False = most recent
+    correct_words: bool = True  # also search the input with misspelt words corrected
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -45,27 +50,70 @@ class NgramLookup:
     """Drafts from earlier occurrences of the current suffix."""
 
     options: LookupOptions
-    source: list[int] = field(default_factory=list)
+    boundaries: frozenset[int] = frozenset()  # ids that start a word or are punctuation
+    lexicon: Lexicon | None = None  # corrects misspelt input words; None: off
+    source: list[int] = field(default_factory=list)  # the input (then its corrected copy)
+    first: list[int] = field(default_factory=list)  # the first draft
     counts: dict[tuple[int, int], Counter] = field(default_factory=lambda: defaultdict(Counter))
 
     def reset(self, input_ids: Sequence[int]) -> None:
-        self.source = list(input_ids)
+        """Index the input; with a lexicon, also its copy with misspelt words corrected.
+
+        The corrected copy comes after the input, so its n-grams are the most recent.
+        """
+        self.source = self.first = list(input_ids)
+        if self.lexicon is not None:
+            fixes = corrections(self.source, self.boundaries, self.lexicon)
+            if fixes:
+                self.first = corrected(self.source, fixes)
+                self.source = self.source + self.first
         self.counts = defaultdict(Counter)
         for a, b, c in zip(self.source, self.source[1:], self.source[2:], strict=False):
             self.counts[(a, b)][c] += 1
 
     def propose(self, generated: Sequence[int], k: int) -> list[int]:
-        if k <= 0 or not generated:
+        if k <= 0:
             return []
+        if not generated:  # the empty suffix: outputs that copy begin as their input does
+            return self.first[:k]
         if self.options.trigram_stats and len(generated) >= 2:
             return self._by_counts(generated, k)
         history = self.source + list(generated)
-        for n in range(min(self.options.max_ngram, len(generated)), self.options.min_ngram - 1, -1):
+        end = self._continuation(history, len(generated))
+        if end is None and len(generated) >= 2 and generated[-1] in self.boundaries:
+            end = self._after_replaced_word(history, len(generated))
+        return [] if end is None else history[end : end + k]
+
+    def _continuation(self, history: list[int], n_max: int) -> int | None:
+        """Index after the most recent earlier occurrence of the longest suffix (<= n_max)."""
+        last = len(history) - 1
+        for n in range(min(self.options.max_ngram, n_max), self.options.min_ngram - 1, -1):
             tail = history[-n:]
-            for start in range(len(history) - n - 1, -1, -1):
-                if history[start : start + n] == tail:
-                    return history[start + n : start + n + k]
-        return []
+            # Scan for the suffix's last token first: a slice compare only on a hit.
+            end = last
+            while True:
+                try:
+                    end = _rindex(history, tail[-1], end - 1, n - 1)
+                except ValueError:
+                    break
+                if history[end - n + 1 : end + 1] == tail:
+                    return end + 1
+        return None
+
+    def _after_replaced_word(self, history: list[int], n_max: int) -> int | None:
+        """Where to continue after a new word that occurs nowhere before.
+
+        Such a word (a correction) most likely replaces the word that followed the previous
+        token's match; a misspelt word is several sub-word tokens, so no n-gram can skip
+        it. The draft resumes at the start of the word after that one.
+        """
+        end = self._continuation(history[:-1], n_max - 1)
+        if end is None:
+            return None
+        for index in range(end + 1, len(history) - 1):
+            if history[index] in self.boundaries:
+                return index
+        return None
 
     def _by_counts(self, generated: Sequence[int], k: int) -> list[int]:
         draft: list[int] = []
@@ -82,15 +130,26 @@ class NgramLookup:
             self.counts[(history[end - 2], history[end - 1])][history[end]] += 1
 
 
+def _rindex(items: list[int], value: int, stop: int, start: int) -> int:
+    """Largest index ``i`` with ``start <= i <= stop`` and ``items[i] == value``."""
+    for index in range(stop, start - 1, -1):
+        if items[index] == value:
+            return index
+    raise ValueError(value)
+
+
 class LookupDecoder(DraftingDecoder):
     """Prompt-lookup decoding (lossless under greedy)."""
 
     name: ClassVar[str] = "lookup"
     Options: ClassVar[type] = LookupOptions
+    patient: ClassVar[bool] = True
 
     def proposer(self, model: Any, options: Any) -> Any:
         """Drafts for one generation."""
-        return NgramLookup(options)
+        boundaries = getattr(model, "word_boundaries", frozenset())
+        lexicon = getattr(model, "lexicon", None) if options.correct_words else None
+        return NgramLookup(options, boundaries, lexicon)
 
 
 @hookimpl

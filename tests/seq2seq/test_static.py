@@ -73,6 +73,20 @@ def test_static_limits_are_clear_errors(static_fp32):
         model.generate("the fox", decoder="beam", num_beams=2)
 
 
+@pytest.mark.parametrize("decoder", ["aggressive", "lookup", "speculative"])
+def test_lossless_decoders_are_refused_naming_the_profile_and_the_alternatives(
+    decoder, static_fp32
+):
+    model = edgert.load(static_fp32["t5"].path)
+    extra = {"draft": str(static_fp32["t5"].path)} if decoder == "speculative" else {}
+    with pytest.raises(InputError, match="unsupported on this bundle's static") as info:
+        model.generate("the fox", decoder=decoder, **extra)
+    assert "'static-fp32'" in str(info.value)
+    assert "--decoder greedy" in info.value.hint
+    assert "--device x86-avx2-int8" in info.value.hint
+    assert model.generate("the fox", max_new_tokens=4).token_ids  # greedy still runs
+
+
 def test_static_export_of_bart_is_refused(seq2seq_sources, tmp_path):
     (tmp_path / "static-fp32.toml").write_text(STATIC_FP32)
     with pytest.raises(ExportError, match="supports T5-family models; this is 'bart'") as info:

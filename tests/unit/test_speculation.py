@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from test_decoding import CountingModel
@@ -11,6 +13,12 @@ from edgert.errors import InputError
 from edgert.plugins.decoding.aggressive import AggressiveDecoder, AggressiveOptions, InputAligner
 from edgert.plugins.decoding.greedy import GreedyDecoder, GreedyOptions
 from edgert.plugins.decoding.lookup import LookupDecoder, LookupOptions, NgramLookup
+from edgert.plugins.decoding.speculative import (
+    DraftProposer,
+    SpeculativeDecoder,
+    SpeculativeOptions,
+)
+from edgert.speculation import FIRST_PAUSE, AdaptiveK
 
 
 class TableModel(CountingModel):
@@ -57,17 +65,31 @@ def test_lookup_reuses_repeated_ngrams():
     lookup = NgramLookup(LookupOptions())
     lookup.reset([1, 2, 3, 4])
     assert lookup.propose([7, 1, 2], 3) == [3, 4, 7]
-    assert lookup.propose([], 3) == []
+    assert lookup.propose([], 3) == [1, 2, 3]  # before any output: the input's start
 
 
 def test_aligner_realigns_after_a_mismatch():
     aligner = InputAligner(ngram=2)
     aligner.reset([5, 6, 7, 8, 9, 10])
     assert aligner.propose([], 3) == [5, 6, 7]
-    aligner.accepted([5, 6, 7], 3, 3)
-    assert aligner.propose([5, 6, 7], 2) == [8, 9]
-    aligner.accepted([5, 6, 7, 42, 9], 2, 0)  # output diverged, then met the input again at 9
-    assert aligner.propose([5, 6, 7, 42, 9], 1) == [10]
+    aligner.accepted([5, 6, 7, 8], 3, 3)  # all three drafts, then the target's own 8
+    assert aligner.propose([5, 6, 7, 8], 2) == [9, 10]
+    aligner.accepted([5, 6, 7, 8, 42], 2, 0)  # the output diverged: nothing matches 42
+    assert aligner.propose([5, 6, 7, 8, 42], 2) == [9, 10]
+    aligner.accepted([5, 6, 7, 8, 42, 9], 2, 0)  # ... and met the input again at 9
+    assert aligner.propose([5, 6, 7, 8, 42, 9], 1) == [10]
+
+
+def test_aligner_resumes_at_the_next_word_after_a_corrected_word():
+    # "_ne v rou s _rabbit </s>" corrected to "_nervous _rabbit </s>": ids 20-23 are the
+    # pieces of the misspelt word, 30 is "_nervous", 24 "_rabbit"; word starts are known.
+    aligner = InputAligner(ngram=2, boundaries=frozenset({10, 20, 24, 30, 1}))
+    aligner.reset([10, 20, 21, 22, 23, 24, 1])
+    assert aligner.propose([], 8) == [10, 20, 21, 22, 23, 24, 1]
+    aligner.accepted([10, 30], 7, 1)
+    assert aligner.propose([10, 30], 8) == [24, 1]
+    aligner.accepted([10, 30, 31], 2, 0)  # a word piece (not a word start) keeps the place
+    assert aligner.propose([10, 30, 31], 8) == [24, 1]
 
 
 def test_options_are_validated():
@@ -81,6 +103,191 @@ def test_static_models_are_refused_with_a_hint():
 
     with pytest.raises(InputError) as info:
         list(AggressiveDecoder().decode(Static(), [3], AggressiveOptions()))
+    assert "unsupported" in str(info.value)
     assert "one token per call" in str(info.value)
     assert "--decoder greedy" in info.value.hint
     assert isinstance(Static(), StepModel)
+
+
+class StartingTableModel(TableModel):
+    """A table model that also verifies a draft in its first call (``start_with``)."""
+
+    def start_with(self, input_ids, new_ids):
+        first = self.start(input_ids)
+        return np.concatenate([first, self.step(new_ids)]) if len(new_ids) else first
+
+
+class CopyTableModel(StartingTableModel):
+    """Greedy copies ``source`` except where ``edits`` says otherwise: high acceptance."""
+
+    def __init__(self, source, edits, vocab=13):
+        super().__init__(0, vocab)
+        walk = [edits.get(i, t) for i, t in enumerate(source)]
+        self.table = np.full((vocab, vocab), -1.0, np.float32)
+        self.first = walk[0]
+        for a, b in itertools.pairwise(walk):
+            self.table[a, b] = 1.0  # a token-bigram chain; ties go to the lowest id
+
+    def start(self, input_ids):
+        self.tokens = []
+        logits = np.full((1, self.vocab_size), -1.0, np.float32)
+        logits[0, self.first] = 1.0
+        return logits
+
+
+class TableSpeculative(SpeculativeDecoder):
+    """Speculative decoding with a numpy draft model instead of a bundle path."""
+
+    def __init__(self, draft):
+        super().__init__()
+        self.draft = draft
+
+    def proposer(self, model, options):
+        guess = NgramLookup(LookupOptions()) if options.draft_lookup else None
+        return DraftProposer(self.draft, options, guess)
+
+
+CONSTRAINTS = [
+    {"max_new_tokens": 30, "stop_ids": (0,)},
+    {"max_new_tokens": 30, "stop_ids": (0,), "repetition_penalty": 1.3, "min_new_tokens": 5},
+    {"max_new_tokens": 25, "no_repeat_ngram_size": 2, "forced_first_id": 4},
+]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("options", CONSTRAINTS)
+@pytest.mark.parametrize("decoder", [AggressiveDecoder, LookupDecoder])
+def test_lossless_when_the_first_call_verifies_a_draft(seed, options, decoder):
+    source = [3, 5, 7, 2, 9, 4, 6, 8]
+    reference = greedy(StartingTableModel(seed), source, **options)
+    strategy = decoder()
+    got = list(strategy.decode(StartingTableModel(seed), source, strategy.Options(**options)))
+    assert got == reference
+
+
+@pytest.mark.parametrize("options", CONSTRAINTS)
+@pytest.mark.parametrize("decoder", [AggressiveDecoder, LookupDecoder])
+def test_lossless_and_few_calls_on_a_copy_with_edits(options, decoder):
+    source = [3, 5, 7, 2, 9, 4, 6, 8, 11, 12, 0]
+    model = CopyTableModel(source, {4: 10})
+    reference = greedy(CopyTableModel(source, {4: 10}), source, **options)
+    strategy = decoder()
+    got = list(strategy.decode(model, source, strategy.Options(**options)))
+    assert got == reference
+    if options == CONSTRAINTS[0]:
+        assert reference == [3, 5, 7, 2, 10, 4, 6, 8, 11, 12, 0]
+        assert strategy.stats["target_calls"] <= 3  # the first call already verifies a draft
+
+
+@pytest.mark.parametrize("draft_lookup", [True, False])
+@pytest.mark.parametrize("confidence", [0.0, 0.4])
+@pytest.mark.parametrize("options", CONSTRAINTS)
+@pytest.mark.parametrize("draft_seed", [None, 1, 2])  # None: the draft is the target itself
+def test_speculative_is_lossless_with_any_draft(draft_seed, options, confidence, draft_lookup):
+    source = [3, 5, 7, 2, 9, 4, 6, 8]
+    target_seed = 7
+    draft = StartingTableModel(target_seed if draft_seed is None else draft_seed)
+    reference = greedy(StartingTableModel(target_seed), source, **options)
+    strategy = TableSpeculative(draft)
+    parsed = SpeculativeOptions(draft="table", confidence=confidence, draft_lookup=draft_lookup,
+                                **options)  # fmt: skip
+    got = list(strategy.decode(StartingTableModel(target_seed), source, parsed))
+    assert got == reference
+    if draft_seed is None and confidence == 0.0:
+        assert strategy.stats["acceptance_rate"] == 1.0
+        assert strategy.stats["target_calls"] < len(got)
+
+
+def test_draft_lookup_saves_draft_calls_without_changing_the_drafts():
+    source = [3, 5, 7, 2, 9, 4, 6, 8, 11, 12, 0]
+    calls, outputs = {}, {}
+    for draft_lookup in (False, True):
+        draft = CopyTableModel(source, {4: 10})
+        options = SpeculativeOptions(draft="table", confidence=0.0, draft_lookup=draft_lookup,
+                                     max_new_tokens=30, stop_ids=(0,))  # fmt: skip
+        strategy = TableSpeculative(draft)
+        outputs[draft_lookup] = list(
+            strategy.decode(CopyTableModel(source, {4: 10}), source, options)
+        )
+        calls[draft_lookup] = draft.calls
+        assert strategy.stats["acceptance_rate"] == 1.0
+    assert outputs[True] == outputs[False] == [3, 5, 7, 2, 10, 4, 6, 8, 11, 12, 0]
+    assert calls[True] < calls[False]
+
+
+def test_adaptive_k_grows_shrinks_and_pauses_after_repeated_misses():
+    k = AdaptiveK(8, 2, 32, patient=True)
+    k.update(8, 8)
+    assert k.next() == 16
+    k.update(16, 3)  # patient: a partial acceptance keeps K
+    assert k.next() == 16
+    k.update(16, 0)  # one miss (after a typo, say): halve
+    assert k.k == 8
+    k.update(8, 0)  # a second miss in a row: the output has left the input
+    assert k.k == 2
+    # ... so drafting pauses for FIRST_PAUSE calls, then one probe.
+    assert [k.next() for _ in range(FIRST_PAUSE + 1)] == [0] * FIRST_PAUSE + [2]
+    k.update(2, 0)  # the probe missed too: a four times longer pause
+    assert [k.next() for _ in range(4 * FIRST_PAUSE + 1)] == [0] * 4 * FIRST_PAUSE + [2]
+    k.update(2, 2)  # a full acceptance ends the back-off
+    assert k.pause == FIRST_PAUSE
+    assert k.next() == 4
+
+
+def test_adaptive_k_for_a_draft_model_pauses_after_a_draft_with_nothing_accepted():
+    k = AdaptiveK(16, 1, 32)
+    k.update(16, 5)  # less than half: halve
+    assert k.k == 8
+    k.update(8, 0)
+    assert k.k == 1
+    assert [k.next() for _ in range(FIRST_PAUSE + 1)] == [0] * FIRST_PAUSE + [1]
+
+
+def test_aligner_drafts_corrected_words_and_copies_the_rest():
+    from test_lexicon import VOCAB
+
+    from edgert.lexicon import Lexicon
+
+    boundaries = frozenset({1, 3, 4, 5, 6, 10, 12, 13, 14, 16, 17, 18})
+    aligner = InputAligner(ngram=2, boundaries=boundaries, lexicon=Lexicon(VOCAB))
+    aligner.reset([3, 6, 7, 8, 9, 5, 14, 15, 16, 1])  # the ne v rou s rabbit hs i . </s>
+    assert aligner.propose([], 10) == [3, 4, 5, 12, 16, 1]
+    aligner.accepted([3, 4, 5, 13], 6, 3)  # the target wrote "her", not "his"
+    assert aligner.propose([3, 4, 5, 13], 10) == [16, 1]  # resumes after the word
+
+
+class WideNoiseModel(StartingTableModel):
+    """Multi-token calls move the logits a little, as other kernels do: near-ties flip."""
+
+    def __init__(self, tolerance):
+        super().__init__(0)
+        self.verify_tolerance = tolerance
+        vocab = self.vocab_size
+        self.table = np.zeros((vocab, vocab), np.float32)
+        for a in range(vocab):
+            self.table[a, (a + 1) % vocab] = 1.0  # greedy: count up
+            self.table[a, (a + 2) % vocab] = 0.95  # a near-tie, 0.05 behind
+
+    def step(self, new_ids):
+        logits = super().step(new_ids)
+        if len(new_ids) > 1:
+            logits = logits.copy()
+            for row, token in enumerate(new_ids):
+                logits[row, (token + 2) % self.vocab_size] += 0.1
+        return logits
+
+    def start_with(self, input_ids, new_ids):
+        first = self.start(input_ids)
+        return np.concatenate([first, self.step([input_ids[-1], *new_ids])[1:]])
+
+
+@pytest.mark.parametrize("decoder", [AggressiveDecoder, LookupDecoder])
+def test_near_ties_in_multi_token_rows_are_decided_as_greedy_decides_them(decoder):
+    source = [4, 5, 6, 7, 8, 9, 10, 11, 12, 3]  # greedy continues 3 with 4, 5, ...: a copy
+    reference = greedy(WideNoiseModel(0.5), source, max_new_tokens=12)
+    assert reference[:4] == [4, 5, 6, 7]
+    for tolerance, equal in ((0.5, True), (0.0, False)):  # 0: trust every row
+        strategy = decoder()
+        options = strategy.Options(max_new_tokens=12)
+        got = list(strategy.decode(WideNoiseModel(tolerance), source, options))
+        assert (got == reference) is equal

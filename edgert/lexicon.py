@@ -1,0 +1,120 @@
+"""Whole-word tokens of a vocabulary, and the nearest one to a misspelt word.
+
+Input-guided decoding drafts a copy of the input. A misspelt input word falls apart into
+several sub-word tokens, while its correction is usually one whole-word token, so a plain
+copy fails at every typo and costs a target call. Guessing the correction from the
+vocabulary lets one call verify the corrected word and the copy after it. A guess is
+only a draft: the target accepts it or emits its own token there, so a wrong guess costs
+nothing that a failed copy would not.
+
+Lookup is a symmetric-delete index: a word is filed under itself and each string that
+one deleted character leaves, and a misspelt word is looked up the same way. That finds
+every word one drop, insertion, substitution or swap of adjacent letters away, in a few
+dictionary lookups instead of a scan of the vocabulary.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from typing import Any
+
+SPACE_MARKS = frozenset("ĠĊĉ▁")  # a leading space or break inside byte-level/SentencePiece tokens
+MIN_LETTERS = 3  # shorter words have too many neighbours to guess from
+
+
+class Lexicon:
+    """The vocabulary's whole words (space-marked, all letters), built on first use."""
+
+    def __init__(self, vocab: dict[str, int]) -> None:
+        self.vocab = vocab
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: Any) -> Lexicon:
+        """The lexicon of a ``tokenizers.Tokenizer``."""
+        return cls(tokenizer.get_vocab(with_added_tokens=False))
+
+    @cached_property
+    def texts(self) -> dict[int, str]:
+        """Token id -> its text with a leading space mark removed."""
+        return {i: t[1:] if t[:1] in SPACE_MARKS else t for t, i in self.vocab.items()}
+
+    @cached_property
+    def words(self) -> dict[str, int]:
+        """Whole-word text -> token id (the lowest id, the earliest merge, on duplicates)."""
+        found: dict[str, int] = {}
+        for token, i in sorted(self.vocab.items(), key=lambda item: item[1]):
+            word = token[1:]
+            if token[:1] in SPACE_MARKS and word.isalpha():
+                found.setdefault(word, i)
+        return found
+
+    @cached_property
+    def _index(self) -> dict[str, list[str]]:
+        index: defaultdict[str, list[str]] = defaultdict(list)
+        for word in self.words:
+            if len(word) >= MIN_LETTERS:
+                for key in {word, *_deletions(word)}:
+                    index[key].append(word)
+        return dict(index)
+
+    def correction(self, pieces: Sequence[int]) -> int | None:
+        """The whole-word token nearest to the word spelt by ``pieces``, if it is not one.
+
+        None when the pieces already spell a whole word, are not all letters, are too
+        short, or no word is one edit away; on a tie the most frequent (lowest id) wins.
+        """
+        text = "".join(self.texts.get(i, "") for i in pieces)
+        if len(text) < MIN_LETTERS or not text.isalpha() or text in self.words:
+            return None
+        candidates = {w for key in (text, *_deletions(text)) for w in self._index.get(key, ())}
+        near = [w for w in candidates if _one_edit(text, w)]
+        return min((self.words[w] for w in near), default=None)
+
+
+def corrections(
+    source: Sequence[int], boundaries: frozenset[int], lexicon: Lexicon
+) -> dict[int, tuple[int, int]]:
+    """Input words that are not vocabulary words: ``{start: (nearest word's id, end)}``.
+
+    A word runs from a token in ``boundaries`` (a word start or punctuation) to the next.
+    """
+    starts = [i for i, t in enumerate(source) if t in boundaries]
+    fixes = {}
+    for start, end in zip(starts, [*starts[1:], len(source)], strict=True):
+        token = lexicon.correction(source[start:end])
+        if token is not None:
+            fixes[start] = (token, end)
+    return fixes
+
+
+def corrected(source: Sequence[int], fixes: dict[int, tuple[int, int]]) -> list[int]:
+    """``source`` with each word in ``fixes`` replaced by its correction."""
+    out: list[int] = []
+    index = 0
+    while index < len(source):
+        token, index = fixes.get(index) or (source[index], index + 1)
+        out.append(token)
+    return out
+
+
+def _deletions(word: str) -> Iterable[str]:
+    return (word[:i] + word[i + 1 :] for i in range(len(word)))
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether ``b`` is one drop, insertion, substitution or adjacent swap from ``a``."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    if len(a) == len(b):
+        substituted = a[start + 1 :] == b[start + 1 :]
+        swapped = (
+            a[start : start + 2] == b[start : start + 2][::-1] and a[start + 2 :] == b[start + 2 :]
+        )
+        return substituted or swapped
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return longer[start + 1 :] == shorter[start:]

@@ -1,0 +1,40 @@
+"""Whole-word corrections that input-guided drafts use for misspelt input words."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgert.lexicon import Lexicon, _one_edit, corrected, corrections
+
+VOCAB = {"<pad>": 0, "</s>": 1, "Ġthe": 3, "Ġnervous": 4, "Ġrabbit": 5, "Ġne": 6, "v": 7,
+         "rou": 8, "s": 9, "Ġfoll": 10, "ow": 11, "Ġhis": 12, "Ġher": 13, "Ġhs": 14, "i": 15,
+         ".": 16, "Ġtheir": 17, "Ġth": 18, "ier": 19, "▁cat": 20}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "near"),
+    [("nevrous", "nervous", True), ("nervus", "nervous", True), ("nervvous", "nervous", True),
+     ("nermous", "nervous", True), ("nevrus", "nervous", False), ("abcd", "dcba", False)],
+)  # fmt: skip
+def test_one_edit_is_a_drop_insertion_substitution_or_adjacent_swap(a, b, near):
+    assert _one_edit(a, b) is near
+    assert _one_edit(b, a) is near
+
+
+def test_misspelt_words_get_the_nearest_whole_word():
+    lexicon = Lexicon(VOCAB)
+    assert lexicon.correction([6, 7, 8, 9]) == 4  # "ne v rou s" -> "nervous"
+    assert lexicon.correction([18, 19]) == 17  # "th ier" -> "their"
+    assert lexicon.correction([3]) is None  # already a word
+    assert lexicon.correction([10, 11]) is None  # "follow": nothing one edit away
+    assert lexicon.correction([16]) is None  # punctuation
+    assert lexicon.correction([14, 15]) == 12  # "hsi": "his" (swap), not "her"
+    assert "cat" in lexicon.words  # SentencePiece's space mark counts too
+
+
+def test_corrections_replace_whole_input_words():
+    boundaries = frozenset({1, 3, 4, 5, 6, 10, 12, 13, 14, 16, 17, 18})
+    source = [3, 6, 7, 8, 9, 5, 14, 15, 16, 1]  # the ne v rou s rabbit hs i . </s>
+    fixes = corrections(source, boundaries, Lexicon(VOCAB))
+    assert fixes == {1: (4, 5), 6: (12, 8)}
+    assert corrected(source, fixes) == [3, 4, 5, 12, 16, 1]
