@@ -26,7 +26,7 @@ from edgert.embeddings import EmbeddingTable
 from edgert.errors import InputError
 from edgert.memory_cache import MemoryCache
 from edgert.providers import create_session
-from edgert.seq2seq import Generation, Seq2SeqModel, _vocab_signature
+from edgert.seq2seq import Generation, Seq2SeqModel
 
 if TYPE_CHECKING:
     from edgert.bundle import Bundle
@@ -84,7 +84,7 @@ class DolphinModel(Seq2SeqModel):
         self.context_tokenizer = Tokenizer.from_file(
             str(bundle.file(self.settings["context_tokenizer"]))
         )
-        self.core.vocab_signature = _vocab_signature(self.tokenizer)
+        self.describe_core()
         self.context = ContextMemory(
             self.memory_info.session, self.context_tokenizer, self.settings["memory_ids"],
             window=int(self.settings["context_window"]), max_chunks=int(self.settings["max_chunks"]),

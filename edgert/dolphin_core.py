@@ -75,6 +75,17 @@ class DolphinCore:
         """Run the prompt; logits ``(1, vocab)`` of its last position."""
         return self.start_batch(input_ids, 1)[:1]
 
+    def start_with(self, input_ids: Sequence[int], new_ids: Sequence[int]) -> np.ndarray:
+        """``start`` and ``step(new_ids)`` in one call: logits after the prompt and each token."""
+        embeds = self.prompt_embeddings(input_ids)
+        prompt = embeds.shape[1]
+        if new_ids:
+            embeds = np.concatenate([embeds, self.table(np.asarray([new_ids], np.int64))], axis=1)
+        self._reset(1)
+        logits = self._run(embeds)[0, prompt - 1 :]
+        self._prompt = prompt
+        return logits
+
     def step(self, new_ids: Sequence[int]) -> np.ndarray:
         """Append tokens; logits ``(len(new_ids), vocab)`` after each."""
         return self.step_batch(np.asarray(new_ids, dtype=np.int64)[None])[0]
@@ -97,15 +108,18 @@ class DolphinCore:
     def start_batch(self, input_ids: Sequence[int], batch: int) -> np.ndarray:
         """Run the prompt once and copy its cache to ``batch`` rows; logits ``(batch, vocab)``."""
         embeds = self.prompt_embeddings(input_ids)
-        shape = (1, self.layout.kv_heads, 0, self.layout.head_dim)
-        self._past = [np.zeros(shape, np.float32) for _ in self._past_names]
-        self._cached = 0
+        self._reset(1)
         logits = self._run(embeds)[:, -1]
         self._prompt = self._cached
         if batch > 1:
             self._past = [np.repeat(p, batch, axis=0) for p in self._past]
             logits = np.repeat(logits, batch, axis=0)
         return logits
+
+    def _reset(self, batch: int) -> None:
+        shape = (batch, self.layout.kv_heads, 0, self.layout.head_dim)
+        self._past = [np.zeros(shape, np.float32) for _ in self._past_names]
+        self._cached = 0
 
     def step_batch(self, ids: np.ndarray) -> np.ndarray:
         """Append ``ids`` ``(batch, K)``; logits ``(batch, K, vocab)``."""

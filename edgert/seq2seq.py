@@ -88,7 +88,6 @@ class Seq2SeqModel:
             self._init_optimum(bundle, profile, catalog, allow_fallback, threads)
             return
         self.bundle, self.profile, self.catalog = bundle, profile, catalog
-        self._parsed: dict[Any, tuple[Any, Any]] = {}
         manifest = bundle.manifest
         self.defaults: dict[str, Any] = manifest["generation"]
         # The encoder runs once per input: its idle threads must not spin and steal the
@@ -127,11 +126,7 @@ class Seq2SeqModel:
                 *sessions, (encoder_table, decoder_table), Layout(**manifest["layout"]), start
             )
         self.tokenizer = Tokenizer.from_file(str(bundle.file(manifest["tokenizer"])))
-        self.core.vocab_signature = _vocab_signature(self.tokenizer)
-        self.core.word_boundaries = _word_boundaries(self.tokenizer)
-        self.core.lexicon = Lexicon.from_tokenizer(self.tokenizer)
-        self.core.verify_tolerance = VERIFY_TOLERANCE.get(bundle.manifest["precision"], 0.5)
-        self.core.profile_id = profile.id
+        self.describe_core()
 
     def _init_optimum(
         self,
@@ -146,7 +141,6 @@ class Seq2SeqModel:
         from edgert.optimum_folder import OptimumCore
 
         self.bundle, self.profile, self.catalog = bundle, profile, catalog
-        self._parsed = {}
         self.defaults = bundle.manifest["generation"]
         quiet = profile.with_runtime(spinning=False)
 
@@ -163,11 +157,17 @@ class Seq2SeqModel:
             self.defaults["decoder_start_token_id"], self.defaults["vocab_size"],
         )  # fmt: skip
         self.tokenizer = Tokenizer.from_file(str(bundle.path / "tokenizer.json"))
+        self.describe_core()
+
+    def describe_core(self) -> None:
+        """What decoders may read off the core: the tokenizer's signature, word boundaries
+        and lexicon, how far verified logits may move, and the profile id for messages."""
         self.core.vocab_signature = _vocab_signature(self.tokenizer)
         self.core.word_boundaries = _word_boundaries(self.tokenizer)
         self.core.lexicon = Lexicon.from_tokenizer(self.tokenizer)
-        self.core.verify_tolerance = VERIFY_TOLERANCE.get(bundle.manifest["precision"], 0.5)
-        self.core.profile_id = profile.id
+        self.core.verify_tolerance = VERIFY_TOLERANCE.get(self.bundle.manifest["precision"], 0.5)
+        self.core.profile_id = self.profile.id
+        self._parsed: dict[Any, tuple[Any, Any]] = {}
 
     @property
     def provider(self) -> str:
