@@ -36,6 +36,7 @@ DEFAULT_PLUGINS = (
     "edgert.plugins.decoding.speculative",
     "edgert.plugins.families.cnn",
     "edgert.plugins.families.seq2seq",
+    "edgert.plugins.families.ofa",
     "edgert.plugins.builtin_devices",
     "edgert.exporters.steps",
 )
