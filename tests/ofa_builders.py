@@ -20,14 +20,11 @@ def export(files, name, device, **options):
     from edgert.exporters.ofa.export import OfaExport, export_ofa
 
     profile, _ = edgert.resolve_device(device)
+    defaults = {"checkpoint": files["checkpoint"], "calibration": files["calibration"]}
     settings = OfaExport(
-        source=files["source"],
-        out=files["root"] / name,
-        resolution=RESOLUTION,
-        checkpoint=files["checkpoint"],
-        calibration=files["calibration"],
-        **options,
-    )
+        source=files["source"], out=files["root"] / name, resolution=RESOLUTION,
+        **{**defaults, **options},
+    )  # fmt: skip
     return export_ofa(settings, profile, get_catalog())
 
 

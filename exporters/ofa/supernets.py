@@ -144,8 +144,14 @@ def load_weights(net: Any, path: Path, spec: SupernetSpec) -> None:
     try:
         net.load_state_dict(state)
     except (ValueError, AssertionError, RuntimeError, KeyError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise _not_this_supernet(path, what, f"first mismatch: {detail[:300]}") from exc
+        raise _not_this_supernet(path, what, f"first mismatch: {_first_problem(exc)}") from exc
+
+
+def _first_problem(exc: Exception) -> str:
+    """The first concrete line of a load error (torch starts with a generic header)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    concrete = [line for line in lines if not line.startswith("Error(s) in loading")]
+    return (concrete or lines or [type(exc).__name__])[0][:300]
 
 
 def _not_this_supernet(path: Path, what: str, detail: str) -> ExportError:
