@@ -145,6 +145,7 @@ def _search_report(options: OfaExport, chosen: search.SearchResult) -> dict[str,
     settings = options.evolution or search.SearchOptions(budget_ms=options.latency_budget_ms or 0)
     return {
         "budget_ms": options.latency_budget_ms,
+        "margin": settings.margin,
         "scorer": chosen.scorer,
         "score": chosen.score,
         "predicted_ms": round(chosen.predicted_ms, 4),

@@ -46,9 +46,10 @@ def nets(as_json: bool) -> None:
 @click.option(
     "--fit-subnets",
     type=int,
-    default=0,
+    default=5,
     show_default=True,
-    help="Also time this many whole random subnets and store a correction line.",
+    help="Also time this many whole random subnets; their median measured/predicted ratio "
+    "corrects predictions (0: none).",
 )
 @devices_dir_option
 @json_option
