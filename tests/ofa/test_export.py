@@ -143,3 +143,20 @@ def test_a_user_accuracy_predictor_steers_the_search(ofa_files, cpu_table):
     proxy = search.Evaluator(net, table, RESOLUTION, None)
     result = search.search(net, proxy, search.SearchOptions(budget_ms=budget), search.PROXY)
     assert result.config == subnets.largest_config(net)
+
+
+def test_proxyless_subnet_exports_and_matches_torch(tmp_path):
+    spec = {"supernet": "OFAProxylessNASNets", "args": {
+        "n_classes": 6, "ks_list": [3, 7], "expand_ratio_list": [3, 6], "depth_list": [2, 4]}}  # fmt: skip
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    source = f"ofa:{tmp_path / 'spec.json'}"
+    net = build_supernet(load_spec(source))
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    np.save(tmp_path / "calib.npy", smooth_images(8, seed=3))
+    files = {"root": tmp_path, "source": source, "checkpoint": tmp_path / "w.pt",
+             "calibration": tmp_path / "calib.npy"}  # fmt: skip
+    config = {"ks": 7, "e": 6, "d": [4, 2, 2, 4, 2, 2]}  # the last stage has one block
+    bundle = export(files, "proxyless", "cpu-generic", subnet=json.dumps(config))
+    assert bundle.manifest["ofa"]["subnet"]["d"] == config["d"]
+    assert bundle.manifest["validation"]["top1_agreement"] == 1.0
+    assert bundle.manifest["validation"]["max_abs_diff"] < 1e-3
