@@ -92,7 +92,12 @@ def unit_modules(net_config: dict[str, Any]) -> list[Any]:
     from ofa.imagenet_classification.networks import get_net_by_name
 
     net = get_net_by_name(net_config["name"]).build_from_config(copy.deepcopy(net_config))
-    net.eval()
+    return chain(net.eval())
+
+
+def chain(net: Any) -> list[Any]:
+    """A plain network (``MobileNetV3``, ``ProxylessNASNets``, ``ResNets``) as unit modules
+    whose composition is its ``forward``."""
     return [_stem(net), *net.blocks, _head(net)]
 
 

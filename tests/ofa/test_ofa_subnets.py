@@ -77,7 +77,7 @@ def test_units_chained_equal_the_network_and_know_their_resolution(net_id):
     torch.manual_seed(0)
     plain = get_net_by_name(net_config["name"]).build_from_config(copy.deepcopy(net_config))
     plain.eval()
-    chain = [units._stem(plain), *plain.blocks, units._head(plain)]
+    chain = units.chain(plain)
     cut = units.units(net_config, 40)
     assert len(cut) == len(chain)
     x = torch.rand(1, 3, 40, 40)
