@@ -51,7 +51,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--subnets", type=int, default=24)
     parser.add_argument("--budgets", type=float, nargs="+", default=[2.0, 4.0, 8.0])
     parser.add_argument("--runs", type=int, default=50, help="timed runs per graph")
-    parser.add_argument("--fit-subnets", type=int, default=6, help="correction line (0: none)")
+    parser.add_argument("--fit-subnets", type=int, default=0,
+                        help="whole subnets for the correction ratio (0: plain sum of units)")  # fmt: skip
     parser.add_argument("--table", type=Path, help="reuse a table instead of measuring one")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quiet", type=float, default=0.15,

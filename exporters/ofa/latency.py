@@ -6,9 +6,11 @@ pays ONNX Runtime's fixed per-call cost, which a whole subnet pays once, not onc
 that cost is timed on a graph that does nothing and subtracted from every unit
 (``overhead_ms``). Optionally a few whole subnets are timed too and the median ratio
 measured/predicted is stored as ``correction.scale``: it absorbs what a sum of isolated
-units misses (measured on x86: whole subnets run ~5% slower than their units, whose
-weights stay in cache between repeated calls). The benchmark reports the error on other,
-randomly drawn subnets.
+units misses (measured on x86 with one thread: whole subnets ran ~5% slower than the sum
+of their units, whose weights stay in cache between repeated calls). It is off by default:
+on a busy machine the few whole subnets can be timed during a burst of other work while
+the units were not (measured: a ratio of 4.2 instead of ~1.05), and every prediction would
+inherit that. The benchmark reports the error on other, randomly drawn subnets.
 """
 
 from __future__ import annotations

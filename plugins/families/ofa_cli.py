@@ -46,10 +46,10 @@ def nets(as_json: bool) -> None:
 @click.option(
     "--fit-subnets",
     type=int,
-    default=5,
+    default=0,
     show_default=True,
     help="Also time this many whole random subnets; their median measured/predicted ratio "
-    "corrects predictions (0: none).",
+    "corrects predictions. Only on a quiet machine: a busy one skews the ratio.",
 )
 @devices_dir_option
 @json_option
