@@ -10,9 +10,11 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch 2.13.0: the CPU build (other versions pull multi-GB CUDA builds).
-	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[export,qnn,train,dev]"
+	# torch 2.14.1 + torchvision 0.29.1: the OFA supernets import torchvision, and no
+	# torchvision on this project's package index imports beside torch 2.13.0. Both
+	# install from local disk (CUDA builds that run on CPU); the whole suite passes on them.
+	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install --quiet -e ".[export,qnn,train,ofa,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -36,6 +38,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/cnn.py
 	$(PY) benchmarks/seq2seq.py
 	$(PY) benchmarks/decoding.py
+	$(PY) benchmarks/ofa.py
 
 clean:
 	rm -rf demo-out build dist *.egg-info .pytest_cache

@@ -37,6 +37,7 @@ DEFAULT_PLUGINS = (
     "edgert.plugins.families.cnn",
     "edgert.plugins.families.seq2seq",
     "edgert.plugins.families.dolphin",
+    "edgert.plugins.families.ofa",
     "edgert.plugins.builtin_devices",
     "edgert.exporters.steps",
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -44,10 +45,34 @@ class CnnExport:
     keep_intermediate: Path | None = None  # copy every step's output here
 
 
+Annotate = Callable[[Artifact, ExportContext], dict[str, Any]]
+
+
 def export_cnn(options: CnnExport, profile: DeviceProfile, catalog: Catalog) -> Bundle:
     """Export a classifier for ``profile``; returns the verified bundle."""
     check_steps(profile)
-    source = load_source(options.source)
+    return export_torch_classifier(load_source(options.source), options, profile, catalog)
+
+
+def export_torch_classifier(
+    source: TorchSource,
+    options: CnnExport,
+    profile: DeviceProfile,
+    catalog: Catalog,
+    annotate: Annotate | None = None,
+) -> Bundle:
+    """Export an already built classifier (families that build their own torch module, such
+    as OFA subnets, share these steps instead of repeating them).
+
+    Args:
+        source: the torch module and what is known about it.
+        options: output folder, data and flags.
+        profile: the device profile.
+        catalog: registries.
+        annotate: called with the final graph before the manifest is written; the dict it
+            returns is added to the manifest (e.g. an ``ofa`` section with measurements).
+    """
+    check_steps(profile)
     shape = _input_shape(options, source)
     calibration, eval_data = _data(options, source, shape)
     labels = _labels(options, source)
@@ -56,7 +81,7 @@ def export_cnn(options: CnnExport, profile: DeviceProfile, catalog: Catalog) -> 
         staged_directory(options.out, overwrite=options.force) as staging,
     ):
         workdir = Path(tmp)
-        first = _to_onnx(source, shape, profile.export.opset, workdir / "00-torch-to-onnx")
+        first = to_onnx(source, shape, profile.export.opset, workdir / "00-torch-to-onnx")
         if source.static_batch and "fix-shapes" not in profile.export.steps:
             pinned = workdir / "00-fix-batch"
             pinned.mkdir()
@@ -82,7 +107,9 @@ def export_cnn(options: CnnExport, profile: DeviceProfile, catalog: Catalog) -> 
         )
         final = run_steps_keeping({"model": first}, ctx, options.keep_intermediate)["model"]
         shutil.copy2(final.path, staging / "model.onnx")
-        write_manifest(staging, _manifest(options, source, profile, final, ctx, labels))
+        manifest = _manifest(options, source, profile, final, ctx, labels)
+        manifest.update(annotate(final, ctx) if annotate else {})
+        write_manifest(staging, manifest)
     return open_bundle(options.out)
 
 
@@ -130,7 +157,8 @@ def _labels(options: CnnExport, source: TorchSource) -> list[str] | None:
     return list(source.labels) if source.labels else None
 
 
-def _to_onnx(source: TorchSource, shape: tuple[int, ...], opset: int, out_dir: Path) -> Artifact:
+def to_onnx(source: TorchSource, shape: tuple[int, ...], opset: int, out_dir: Path) -> Artifact:
+    """The first artifact: ``source.model`` traced to ONNX with a dynamic batch ``batch``."""
     import onnx
     import torch
 

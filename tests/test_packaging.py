@@ -65,7 +65,12 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
             check=True,
         ).stdout
     )
-    assert {"ort-cpu", "greedy", "cnn"} <= {i["name"] for i in plugins["items"]}
+    assert {"ort-cpu", "greedy", "cnn", "ofa"} <= {i["name"] for i in plugins["items"]}
+    assert (site / "edgert" / "exporters" / "ofa" / "nets.json").is_file()
+    nets = subprocess.run(
+        [str(edgert_cli), "ofa", "nets", "--json"], capture_output=True, text=True, check=True
+    )  # the OFA plugin's commands load without torch
+    assert "ofa_resnet50" in json.loads(nets.stdout)
     torch_free = subprocess.run(
         [str(python), "-c", "import torch"], capture_output=True, check=False
     )

@@ -22,6 +22,17 @@ def _shape(
         raise click.BadParameter(f"{value!r} is not a shape like 1,3,224,224") from None
 
 
+def _budget(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    text = value.strip().lower().replace(" ", "")
+    scale = 1000.0 if text.endswith("s") and not text.endswith("ms") else 1.0
+    try:
+        return float(text.removesuffix("ms").removesuffix("s")) * scale
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a latency like 8ms or 0.5s") from None
+
+
 @click.command()
 @click.argument("source")
 @click.option(
@@ -56,19 +67,31 @@ def _shape(
 @click.option(
     "--keep-intermediate", type=click.Path(path_type=Path), help="Copy each step's output here."
 )
+@click.option("--subnet", help='OFA: subnet config as JSON, e.g. \'{"ks": 3, "e": 4, "d": 2}\'.')
+@click.option("--resolution", type=int, default=224, show_default=True, help="OFA: input size.")
+@click.option("--latency-budget", callback=_budget, help="OFA: search a subnet within e.g. 8ms.")
+@click.option(
+    "--latency-table", type=click.Path(path_type=Path), help="OFA: from edgert ofa table."
+)
+@click.option("--force-table", is_flag=True, help="OFA: use a table measured for another target.")
+@click.option("--accuracy-predictor", help="OFA: module:function(config, resolution) -> score.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="OFA: supernet weights file.")
+@click.option("--sha256", help="OFA: trusted hash of the published weights to download.")
 @allow_fallback_option
 @devices_dir_option
 @json_option
 def export(source: str, device: str, out: Path | None, family: str | None, input_shape, calibration,
-           eval_data, labels, revision, validation_text, force, keep_intermediate, allow_fallback,
-           devices_dir, as_json) -> None:  # fmt: skip
+           eval_data, labels, revision, validation_text, force, keep_intermediate, subnet,
+           resolution, latency_budget, latency_table, force_table, accuracy_predictor, checkpoint,
+           sha256, allow_fallback, devices_dir, as_json) -> None:  # fmt: skip
     """Export SOURCE to a bundle for a device profile, validated against the source.
 
     SOURCE is a Hugging Face model folder or hub id (T5, BART, Marian), a Dolphin
     decoder-decoder folder or a composition .toml (family dolphin), a classifier as
-    package.module:factory, a .pt2 (torch.export) or TorchScript file, or a built-in model
+    package.module:factory, a .pt2 (torch.export) or TorchScript file, a built-in model
     (zoo:digits, zoo:mobilenet-v3-small, zoo:speller, zoo:speller-draft: the speller's
-    draft model for --decoder speculative).
+    draft model for --decoder speculative), or a Once-for-All supernet (ofa:<net id> or
+    ofa:<spec.json>; see edgert ofa nets).
 
     \b
     Examples:
@@ -78,6 +101,10 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
       edgert export ./dolphin.toml --device x86-avx512-vnni-int8 --out qa-int8
       edgert export mypkg.models:build --input-shape 1,3,224,224 \\
           --device x86-avx2-int8 --calibration ./images
+      edgert export ofa:ofa_mbv3_d234_e346_k357_w1.0 --subnet '{"ks": 5, "e": 4, "d": 3}' \\
+          --resolution 160 --device cpu-generic --calibration ./images --checkpoint w.pth
+      edgert export ofa:ofa_mbv3_d234_e346_k357_w1.0 --latency-budget 8ms \\
+          --latency-table mbv3.json --resolution 160 --calibration ./images --checkpoint w.pth
     """
     from edgert import resolve_device
     from edgert.catalog import get_catalog
@@ -115,6 +142,17 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
 
         options = DolphinExport(source=source, out=out, revision=revision, force=force,
                                 allow_fallback=allow_fallback, keep_intermediate=keep_intermediate)  # fmt: skip
+    elif family == "ofa":
+        from edgert.exporters.ofa.export import OfaExport
+
+        options = OfaExport(
+            source=source, out=out, resolution=resolution, subnet=subnet,
+            latency_budget_ms=latency_budget, latency_table=latency_table,
+            force_table=force_table, accuracy_predictor=accuracy_predictor,
+            checkpoint=checkpoint, sha256=sha256, calibration=calibration, eval_data=eval_data,
+            labels=labels, force=force, allow_fallback=allow_fallback,
+            keep_intermediate=keep_intermediate,
+        )  # fmt: skip
     else:
         raise ExportError(
             f"family {family!r} has no command-line exporter", hint="use its Python API"
@@ -124,8 +162,10 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
 
 
 def detect_family(source: str) -> str:
-    """dolphin for Dolphin checkpoints and composition .toml files, seq2seq for other
-    Hugging Face folders and hub ids, cnn for everything else."""
+    """ofa for ofa:..., dolphin for Dolphin checkpoints and composition .toml files,
+    seq2seq for other Hugging Face folders and hub ids, cnn for everything else."""
+    if source.startswith("ofa:"):
+        return "ofa"
     folder = Path(source)
     if folder.suffix == ".toml":
         return "dolphin"
@@ -171,7 +211,8 @@ def _report(manifest: dict, out: Path, device: str, as_json: bool) -> None:
         click.echo(json.dumps({"bundle": str(out), "device": device, "family": manifest["family"],
                                "precision": manifest["precision"], "validation": manifest["validation"],
                                "quantization": manifest.get("quantization"),
-                               "steps": manifest["steps"]}, indent=2))  # fmt: skip
+                               "steps": manifest["steps"], "ofa": manifest.get("ofa")},
+                              indent=2))  # fmt: skip
         return
     v = manifest["validation"]
     click.echo(f"wrote {out} ({manifest['family']}, {manifest['precision']}, device {device})")
@@ -187,6 +228,8 @@ def _report(manifest: dict, out: Path, device: str, as_json: bool) -> None:
             line += (f"; accuracy {v['accuracy_source']:.2%} -> {v['accuracy_exported']:.2%}"
                      f" (drop {v['accuracy_drop']:+.2%})")  # fmt: skip
         click.echo(line)
+    if manifest.get("ofa"):
+        _report_ofa(manifest["ofa"])
     quantization = manifest.get("quantization") or {}
     per_graph = {"model": quantization} if "nodes" in quantization else quantization
     for role, q in per_graph.items():
@@ -197,3 +240,20 @@ def _report(manifest: dict, out: Path, device: str, as_json: bool) -> None:
             click.echo(
                 f"quantization{where}: {q['method']}, {q['quantized_nodes']} of {q['nodes']} nodes"
             )
+
+
+def _report_ofa(section: dict) -> None:
+    click.echo(f"subnet {json.dumps(section['subnet'])} at {section['resolution']} px, "
+               f"BN recalibrated on {section['bn_recalibration']['images']} images")  # fmt: skip
+    search = section.get("search")
+    if search:
+        click.echo(f"chosen by {search['scorer']} among {search['evaluated']} candidates "
+                   f"within {search['budget_ms']:g} ms (smallest: {search['smallest_ms']:.3f} ms)")  # fmt: skip
+    measured = section.get("measured") or {}
+    predicted = section.get("predicted_ms")
+    line = f"predicted {predicted:.3f} ms, " if predicted is not None else ""
+    if measured.get("ms") is not None:
+        where = measured["provider"] + (" (simulated)" if measured.get("simulated") else "")
+        click.echo(f"{line}measured {measured['ms']:.3f} ms on {where}")
+    elif measured.get("note"):
+        click.echo(f"{line}not measured: {measured['note']}")
