@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/seq2seq.py
 	$(PY) benchmarks/decoding.py
 	$(PY) benchmarks/ofa.py
+	$(PY) benchmarks/dolphin.py
 
 clean:
 	rm -rf demo-out build dist *.egg-info .pytest_cache
