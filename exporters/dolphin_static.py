@@ -27,6 +27,7 @@ from edgert.dolphin_static_core import StaticDolphinCore
 from edgert.embeddings import EmbeddingTable, save_table
 from edgert.exporters.dolphin_graphs import layout
 from edgert.exporters.pipeline import ExportContext
+from edgert.exporters.seq2seq_calibrate import Recorder
 
 MAX_DECODER_FEEDS = 96  # each feed holds every K/V buffer: bound the memory
 
@@ -122,17 +123,6 @@ def npu_projector(projector: Any) -> Any:
     return twin.eval()
 
 
-class _Recorder:
-    """Wraps a session and keeps a copy of every feed it runs."""
-
-    def __init__(self, session: Any) -> None:
-        self.session, self.feeds = session, []
-
-    def run(self, outputs: Any, feed: dict[str, np.ndarray]) -> Any:
-        self.feeds.append({k: np.array(v, copy=True) for k, v in feed.items()})
-        return self.session.run(outputs, feed)
-
-
 def calibration_traces(paths: dict[str, Path], ctx: ExportContext) -> dict[str, Any]:
     """``per_graph`` calibration feeds recorded while the fp32 static graphs decode the
     validation pairs greedily on CPU (random buffers calibrate 16-bit QDQ badly)."""
@@ -144,8 +134,8 @@ def calibration_traces(paths: dict[str, Path], ctx: ExportContext) -> dict[str, 
     options = ort.SessionOptions()
     options.log_severity_level = 3
 
-    def session(path: Path) -> _Recorder:
-        return _Recorder(
+    def session(path: Path) -> Recorder:
+        return Recorder(
             ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         )
 

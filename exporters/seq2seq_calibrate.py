@@ -20,7 +20,7 @@ from edgert.seq2seq_static_core import StaticSeq2SeqCore
 MAX_DECODER_FEEDS = 96  # each feed holds every K/V buffer: bound the memory
 
 
-class _Recorder:
+class Recorder:
     """Wraps a session and keeps a copy of every feed it runs."""
 
     def __init__(self, session: Any) -> None:
@@ -41,10 +41,10 @@ def calibration_traces(paths: dict[str, Path], ctx: ExportContext, texts: tuple[
     static, defaults = ctx.extra["static"], ctx.extra["defaults"]
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    encoder = _Recorder(
+    encoder = Recorder(
         ort.InferenceSession(str(paths["encoder"]), options, providers=["CPUExecutionProvider"])
     )
-    decoder = _Recorder(
+    decoder = Recorder(
         ort.InferenceSession(str(paths["decoder"]), options, providers=["CPUExecutionProvider"])
     )
     tables = {}

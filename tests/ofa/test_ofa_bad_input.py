@@ -13,21 +13,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("ofa")
 
 from ofa_builders import RESOLUTION, SPEC, SUBNET, export  # noqa: E402
+from test_cli import run  # noqa: E402
 
 import edgert  # noqa: E402
-from edgert.cli import main  # noqa: E402
 from edgert.errors import ExportError, UnknownNameError  # noqa: E402
 from edgert.exporters.ofa import latency, subnets, supernets  # noqa: E402
-
-
-def run(capsys, *argv):
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_unknown_net_id(capsys, tmp_path):

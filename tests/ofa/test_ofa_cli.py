@@ -9,17 +9,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("ofa")
 
-from edgert.cli import main
-
-
-def run(capsys, *argv):
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from test_cli import run
 
 
 def test_nets_lists_the_published_ids(capsys):
