@@ -121,3 +121,26 @@ def test_fp16_gpu_bundle_agrees(dolphin_sources, tmp_path):
     assert bundle.manifest["precision"] == "fp16"
     assert validation["next_token_agreement"] >= 0.9
     assert validation["ran_on"].startswith(("ort-cuda", "ort-cpu (ort-cuda unavailable here)"))
+
+
+def test_bin_checkpoint_in_bfloat16_with_tied_embeddings(tmp_path):
+    """How published checkpoints often look: pytorch_model.bin, bfloat16, no lm_head."""
+    import json
+
+    import torch
+    from dolphin_models import make_dolphin
+    from safetensors.torch import load_file
+
+    source = make_dolphin(tmp_path / "src", seed=11)
+    state = load_file(str(source / "model.safetensors"))
+    state.pop("lm_head.weight")
+    torch.save({k: v.to(torch.bfloat16) for k, v in state.items()}, source / "pytorch_model.bin")
+    (source / "model.safetensors").unlink()
+    config = json.loads((source / "config.json").read_text())
+    config.update(tie_word_embeddings=True, torch_dtype="bfloat16")
+    (source / "config.json").write_text(json.dumps(config))
+    bundle = export(source, tmp_path / "bundle")
+    assert bundle.manifest["validation"]["greedy_identical"] is True
+    model = edgert.load(tmp_path / "bundle")
+    got = model.generate(QUESTIONS[2], context=CONTEXTS[2], max_new_tokens=8)
+    assert list(got.token_ids) == reference_tokens(source, CONTEXTS[2], QUESTIONS[2], 8)
