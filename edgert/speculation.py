@@ -95,6 +95,55 @@ class AdaptiveK:
             self.k = self.low if lost else max(self.low, self.k // 2)
 
 
+COLD_RATE = 0.1  # acceptance below this over recent generations: start without drafting
+WARMUP = 2  # generations measured before the history may say "cold"
+PROBE_EVERY = 8  # a cold decoder still drafts from the start in one generation out of this
+
+
+@dataclass
+class DraftHistory:
+    """Acceptance over a model's recent generations, for one decoder.
+
+    Within one generation ``AdaptiveK`` backs off after misses, but each generation starts
+    hopeful and pays for a first wide call (and, for a draft model, its encoder and first
+    steps). On a model whose drafts keep failing (open-ended output) that up-front cost is
+    lost every time, so a decoder whose recent acceptance is below ``COLD_RATE`` starts the
+    next generation paused, and still drafts from the start once every ``PROBE_EVERY``
+    generations so it notices when the text turns copy-heavy again.
+    """
+
+    rate: float | None = None  # moving average of accepted / drafted
+    generations: int = 0
+    skipped: int = 0
+
+    def hopeful(self) -> bool:
+        """Whether the coming generation should draft from its first call."""
+        if self.rate is None or self.generations < WARMUP or self.rate >= COLD_RATE:
+            return True
+        self.skipped += 1
+        if self.skipped >= PROBE_EVERY:
+            self.skipped = 0
+            return True
+        return False
+
+    def update(self, drafted: int, accepted: int) -> None:
+        """Fold in one generation that drafted something."""
+        if not drafted:
+            return
+        rate = accepted / drafted
+        self.rate = rate if self.rate is None else 0.5 * self.rate + 0.5 * rate
+        self.generations += 1
+
+
+def draft_history(model: Any, decoder: str) -> DraftHistory:
+    """The history of ``decoder`` on ``model`` (kept on the model, created on first use)."""
+    histories = getattr(model, "draft_histories", None)
+    if histories is None:
+        histories = {}
+        model.draft_histories = histories
+    return histories.setdefault(decoder, DraftHistory())
+
+
 @dataclass
 class SpeculationStats:
     """Counters every lossless decoder reports."""
@@ -159,7 +208,8 @@ def speculate(
     proposer.reset(input_ids)
     start_with = getattr(model, "start_with", None)
     tolerance = getattr(model, "verify_tolerance", 0.0)
-    drafts = proposer.propose(generated, _room(k, options, 0)) if start_with else []
+    room = _room(k, options, 0)
+    drafts = proposer.propose(generated, room) if start_with and room else []
     stats.draft_s += time.perf_counter() - started
     started = time.perf_counter()
     logits = start_with(input_ids, drafts) if drafts else model.start(input_ids)
@@ -245,7 +295,11 @@ class DraftingDecoder(abc.ABC):
         k = AdaptiveK(
             options.draft_tokens, options.min_draft_tokens, options.max_draft_tokens, self.patient
         )
+        history = draft_history(model, self.name)
+        if not history.hopeful():
+            k.idle = LONGEST_PAUSE  # drafts kept failing on this model: start as greedy does
         try:
             yield from speculate(model, input_ids, options, proposer, k, counters)
         finally:
+            history.update(counters.drafted, counters.accepted)
             self.stats = counters.as_dict()

@@ -291,3 +291,36 @@ def test_near_ties_in_multi_token_rows_are_decided_as_greedy_decides_them(decode
         options = strategy.Options(max_new_tokens=12)
         got = list(strategy.decode(WideNoiseModel(tolerance), source, options))
         assert (got == reference) is equal
+
+
+def test_history_goes_cold_probes_and_recovers():
+    from edgert.speculation import PROBE_EVERY, WARMUP, DraftHistory
+
+    history = DraftHistory()
+    for _ in range(WARMUP):
+        assert history.hopeful()
+        history.update(drafted=20, accepted=0)
+    starts = [history.hopeful() for _ in range(2 * PROBE_EVERY)]
+    assert starts.count(True) == 2 and starts[PROBE_EVERY - 1] and starts[-1]  # probes only
+    history.update(drafted=10, accepted=9)  # a probe finds copy-heavy text again
+    assert history.hopeful() and history.hopeful()
+    history.update(drafted=0, accepted=0)  # a generation that never drafted changes nothing
+    assert history.generations == WARMUP + 1
+
+
+def test_a_model_whose_drafts_keep_failing_is_decoded_without_drafting():
+    """Random tables: copies of the input never match. After the warm-up generations the
+    decoder starts paused (as many calls as greedy), and the tokens stay greedy's."""
+    from edgert.speculation import WARMUP
+
+    options = {"max_new_tokens": 12}
+    source = [3, 5, 7, 2, 9, 4]
+    model = TableModel(4)
+    reference = greedy(TableModel(4), source, **options)
+    drafted = []
+    for _ in range(WARMUP + 3):
+        strategy = AggressiveDecoder()
+        assert list(strategy.decode(model, source, AggressiveOptions(**options))) == reference
+        drafted.append(strategy.stats["drafted"])
+    assert all(drafted[:WARMUP]) and not any(drafted[WARMUP:])
+    assert strategy.stats["target_calls"] == len(reference)
