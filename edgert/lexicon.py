@@ -22,6 +22,7 @@ from typing import Any
 
 SPACE_MARKS = frozenset("ĠĊĉ▁")  # a leading space or break inside byte-level/SentencePiece tokens
 MIN_LETTERS = 3  # shorter words have too many neighbours to guess from
+KNOWN_WORDS = 65536  # looked-up input words remembered (a few MB at most)
 
 
 class Lexicon:
@@ -29,6 +30,7 @@ class Lexicon:
 
     def __init__(self, vocab: dict[str, int]) -> None:
         self.vocab = vocab
+        self._known: dict[tuple[int, ...], int | None] = {}
 
     @classmethod
     def from_tokenizer(cls, tokenizer: Any) -> Lexicon:
@@ -65,12 +67,19 @@ class Lexicon:
         None when the pieces already spell a whole word, are not all letters, are too
         short, or no word is one edit away; on a tie the most frequent (lowest id) wins.
         """
+        key = tuple(pieces)
+        if key in self._known:  # input words repeat across requests: look each up once
+            return self._known[key]
         text = "".join(self.texts.get(i, "") for i in pieces)
         if len(text) < MIN_LETTERS or not text.isalpha() or text in self.words:
-            return None
-        candidates = {w for key in (text, *_deletions(text)) for w in self._index.get(key, ())}
-        near = [w for w in candidates if _one_edit(text, w)]
-        return min((self.words[w] for w in near), default=None)
+            found = None
+        else:
+            candidates = {w for k in (text, *_deletions(text)) for w in self._index.get(k, ())}
+            near = [w for w in candidates if _one_edit(text, w)]
+            found = min((self.words[w] for w in near), default=None)
+        if len(self._known) < KNOWN_WORDS:
+            self._known[key] = found
+        return found
 
 
 def corrections(
