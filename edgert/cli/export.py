@@ -67,6 +67,13 @@ def _budget(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 @click.option(
     "--keep-intermediate", type=click.Path(path_type=Path), help="Copy each step's output here."
 )
+@click.option(
+    "--max-chunks",
+    type=click.IntRange(1),
+    default=4,
+    show_default=True,
+    help="Decoder-decoder: context windows one prompt may hold (--context-policy chunk).",
+)
 @click.option("--subnet", help='OFA: subnet config as JSON, e.g. \'{"ks": 3, "e": 4, "d": 2}\'.')
 @click.option("--resolution", type=int, default=224, show_default=True, help="OFA: input size.")
 @click.option("--latency-budget", callback=_budget, help="OFA: search a subnet within e.g. 8ms.")
@@ -81,7 +88,7 @@ def _budget(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 @devices_dir_option
 @json_option
 def export(source: str, device: str, out: Path | None, family: str | None, input_shape, calibration,
-           eval_data, labels, revision, validation_text, force, keep_intermediate, subnet,
+           eval_data, labels, revision, validation_text, force, keep_intermediate, max_chunks, subnet,
            resolution, latency_budget, latency_table, force_table, accuracy_predictor, checkpoint,
            sha256, allow_fallback, devices_dir, as_json) -> None:  # fmt: skip
     """Export SOURCE to a bundle for a device profile, validated against the source.
@@ -141,7 +148,8 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
         from edgert.exporters.dolphin import DolphinExport
 
         options = DolphinExport(source=source, out=out, revision=revision, force=force,
-                                allow_fallback=allow_fallback, keep_intermediate=keep_intermediate)  # fmt: skip
+                                allow_fallback=allow_fallback, keep_intermediate=keep_intermediate,
+                                max_chunks=max_chunks)  # fmt: skip
     elif family == "ofa":
         from edgert.exporters.ofa.export import OfaExport
 

@@ -38,13 +38,20 @@ from edgert.cli.options import allow_fallback_option, json_option
 @click.option(
     "--decoder", default="greedy", show_default=True, help="Text models: decoding plugin."
 )
+@click.option(
+    "--context-tokens",
+    default=512,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Decoder-decoder models: length of the seeded context (at most the encoder's window).",
+)
 @click.option("--device", "-d", help="Run with this profile's providers instead of the bundle's.")
 @click.option("--threads", type=int, help="Intra-op threads (default: the profile's).")
 @click.option("--output", type=click.Path(path_type=Path), help="Also write the JSON report here.")
 @allow_fallback_option
 @json_option
-def profile(bundle: Path, runs, warmup, batch, text, input_tokens, new_tokens, decoder, device,
-            threads, output, allow_fallback, as_json) -> None:  # fmt: skip
+def profile(bundle: Path, runs, warmup, batch, text, input_tokens, new_tokens, decoder,
+            context_tokens, device, threads, output, allow_fallback, as_json) -> None:  # fmt: skip
     """Profile BUNDLE: load time, latency percentiles, throughput, peak RSS, placement.
 
     Text models report time to first token, per-token p50/p90/p99, tokens/s and the
@@ -68,7 +75,8 @@ def profile(bundle: Path, runs, warmup, batch, text, input_tokens, new_tokens, d
     warmup = warmup if warmup is not None else (2 if text_model else 10)
     options = ProfileOptions(runs=runs, warmup=warmup, batch=batch, device=device, threads=threads,
                              allow_fallback=allow_fallback, text=text, input_tokens=input_tokens,
-                             new_tokens=new_tokens, decoder=decoder)  # fmt: skip
+                             new_tokens=new_tokens, decoder=decoder,
+                             context_tokens=context_tokens)  # fmt: skip
     console = Console(stderr=True)
     long_run = runs >= (20 if text_model else 200)
     with Progress(console=console, transient=True, disable=as_json or not long_run) as progress:

@@ -74,10 +74,11 @@ def test_cli_export_detects_the_family(dolphin_sources, tmp_path, capsys):
 
     out = tmp_path / "cli-bundle"
     code, stdout, err = run(capsys, "export", str(dolphin_sources["composition"]), "--device",
-                            "cpu-generic", "--out", str(out), "--json")  # fmt: skip
+                            "cpu-generic", "--out", str(out), "--max-chunks", "2", "--json")  # fmt: skip
     assert code == 0, err
     report = json.loads(stdout)
     assert report["family"] == "dolphin" and report["validation"]["greedy_identical"] is True
+    assert json.loads((out / "manifest.json").read_text())["dolphin"]["max_chunks"] == 2
 
 
 def test_unreachable_hub_id_says_so(tmp_path, monkeypatch):

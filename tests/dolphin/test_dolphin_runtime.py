@@ -132,10 +132,11 @@ def test_cli_run_and_profile(dolphin_bundles, tmp_path, capsys):
     code, _, err = run(capsys, "run", bundle, QUESTIONS[0])
     assert code != 0 and "--context" in err
     code, out, err = run(capsys, "profile", bundle, "--runs", "2", "--warmup", "0",
-                         "--new-tokens", "4", "--json")  # fmt: skip
+                         "--new-tokens", "4", "--context-tokens", "40", "--json")  # fmt: skip
     assert code == 0, err
     report = json.loads(out)
     assert report["family"] == "dolphin" and report["memory_ms"]["p50"] > 0
+    assert report["context_tokens"] == 40
 
 
 def test_runs_without_torch(dolphin_bundles):
