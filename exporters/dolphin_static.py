@@ -19,7 +19,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from edgert.dolphin_core import memory_rows
@@ -28,6 +27,7 @@ from edgert.embeddings import EmbeddingTable, save_table
 from edgert.exporters.dolphin_graphs import layout
 from edgert.exporters.pipeline import ExportContext
 from edgert.exporters.seq2seq_calibrate import Recorder
+from edgert.exporters.validation import greedy_tokens
 
 MAX_DECODER_FEEDS = 96  # each feed holds every K/V buffer: bound the memory
 
@@ -149,12 +149,8 @@ def calibration_traces(paths: dict[str, Path], ctx: ExportContext) -> dict[str, 
     length = static["window"] + source.slots
     for context, prompt in validation_pairs(source, count=8, window=static["window"]):
         core.use_memory(memory_rows(memory, context, source.memory_ids, length))
-        logits = core.start(prompt)[-1]
-        for _ in range(min(12, static["max_total"] - len(prompt) - source.slots)):
-            token = int(np.argmax(logits))
-            if token in eos:
-                break
-            logits = core.step([token])[-1]
+        room = static["max_total"] - len(prompt) - source.slots  # positions after the prompt
+        greedy_tokens(core, prompt, 1 + max(0, min(12, room)), eos)  # start + up to 12 steps
     step = max(1, len(decoder.feeds) // MAX_DECODER_FEEDS)
     return {
         "memory": {"calibration": memory.feeds},

@@ -23,7 +23,7 @@ from edgert.exporters.dolphin_graphs import layout
 from edgert.exporters.dolphin_source import Reference
 from edgert.exporters.pipeline import Artifact, ExportContext, overall_precision
 from edgert.exporters.seq2seq_validate import check_tolerance
-from edgert.exporters.validation import validation_session
+from edgert.exporters.validation import greedy_tokens, validation_session
 
 NEW_TOKENS = 12
 
@@ -90,7 +90,9 @@ def validate_dolphin(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
         worst = max(worst, _relative(got, expected))
         agree += int(np.sum(got.argmax(-1) == expected.argmax(-1)))
         total += len(tokens)
-        greedy_equal &= _greedy(core, prompt, len(tokens), set(source.eos_token_ids)) == tokens
+        greedy_equal &= (
+            greedy_tokens(core, prompt, len(tokens), set(source.eos_token_ids)) == tokens
+        )
     result = {
         "inputs": len(pairs),
         "ran_on": where,
@@ -106,13 +108,3 @@ def validate_dolphin(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
 
 def _relative(got: np.ndarray, expected: np.ndarray) -> float:
     return float(np.max(np.abs(got - expected)) / max(1.0, float(np.max(np.abs(expected)))))
-
-
-def _greedy(core: Any, prompt: list[int], steps: int, eos: set[int]) -> list[int]:
-    logits = core.start(prompt)[-1]
-    tokens: list[int] = []
-    while True:
-        tokens.append(int(np.argmax(logits)))
-        if tokens[-1] in eos or len(tokens) == steps:
-            return tokens
-        logits = core.step([tokens[-1]])[-1]

@@ -14,6 +14,7 @@ import numpy as np
 
 from edgert.embeddings import EmbeddingTable, save_table
 from edgert.exporters.pipeline import ExportContext
+from edgert.exporters.validation import greedy_tokens
 from edgert.seq2seq_core import Layout
 from edgert.seq2seq_static_core import StaticSeq2SeqCore
 
@@ -62,13 +63,8 @@ def calibration_traces(paths: dict[str, Path], ctx: ExportContext, texts: tuple[
     )  # fmt: skip
     eos = set(defaults["eos_token_ids"])
     samples = _samples(ctx, texts, validation_inputs, static["source_length"])
-    for ids in samples:
-        logits = core.start(ids)[-1]
-        for _ in range(min(32, static["max_total_length"] - 2)):
-            token = int(np.argmax(logits))
-            if token in eos:
-                break
-            logits = core.step([token])[-1]
+    for ids in samples:  # the start call and up to 32 steps, each feed recorded
+        greedy_tokens(core, ids, 1 + max(0, min(32, static["max_total_length"] - 2)), eos)
     step = max(1, len(decoder.feeds) // MAX_DECODER_FEEDS)
     return {
         "encoder": {"calibration": encoder.feeds},

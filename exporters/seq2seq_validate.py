@@ -21,7 +21,7 @@ from edgert.embeddings import EmbeddingTable, save_table
 from edgert.errors import ValidationMismatchError
 from edgert.exporters.pipeline import Artifact, ExportContext, overall_precision
 from edgert.exporters.seq2seq_graphs import layout
-from edgert.exporters.validation import validation_session
+from edgert.exporters.validation import greedy_tokens, validation_session
 from edgert.seq2seq_core import Layout, Seq2SeqCore
 from edgert.seq2seq_static_core import StaticSeq2SeqCore
 
@@ -111,7 +111,7 @@ def validate_seq2seq(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
         )
         agree += int(np.sum(got.argmax(-1) == expected.argmax(-1)))
         total += len(tokens)
-        greedy_equal &= _greedy(core, ids, len(tokens), eos) == tokens
+        greedy_equal &= greedy_tokens(core, ids, len(tokens), eos) == tokens
     result = {
         "inputs": len(inputs),
         "ran_on": where,
@@ -122,17 +122,6 @@ def validate_seq2seq(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
     }
     check_tolerance(result, precision)
     return result
-
-
-def _greedy(core: Any, ids: list[int], steps: int, eos: set[int]) -> list[int]:
-    logits = core.start(ids)[-1]
-    tokens = []
-    for _ in range(steps):
-        tokens.append(int(np.argmax(logits)))
-        if tokens[-1] in eos or len(tokens) == steps:
-            break
-        logits = core.step([tokens[-1]])[-1]
-    return tokens
 
 
 def check_tolerance(result: dict[str, Any], precision: str) -> None:

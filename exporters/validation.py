@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from edgert.exporters.pipeline import ExportContext
 from edgert.providers import SessionInfo, create_session
@@ -26,3 +29,16 @@ def validation_session(path: Path, ctx: ExportContext) -> tuple[SessionInfo, str
         note = f" ({primary.name} unavailable here)"
     info = create_session(path, profile, ctx.catalog, allow_fallback=ctx.allow_fallback)
     return info, info.active + (" (simulated)" if info.simulated else "") + note
+
+
+def greedy_tokens(core: Any, ids: list[int], steps: int, eos: set[int]) -> list[int]:
+    """Up to ``steps`` greedy tokens through a family core's cache, one call per token
+    (stops after an EOS id). Validation compares them with the source model; static
+    calibration runs it on fp32 graphs to record realistic feeds."""
+    logits = core.start(ids)[-1]
+    tokens: list[int] = []
+    while True:
+        tokens.append(int(np.argmax(logits)))
+        if tokens[-1] in eos or len(tokens) == steps:
+            return tokens
+        logits = core.step([tokens[-1]])[-1]
