@@ -24,6 +24,8 @@ from edgert.exporters.dolphin_validate import validate_dolphin
 from edgert.exporters.pipeline import (
     Artifact,
     ExportContext,
+    check_output,
+    first_graphs,
     overall_precision,
     provenance,
     run_steps_keeping,
@@ -67,10 +69,7 @@ def static_settings(source: DolphinSource, profile: DeviceProfile) -> dict[str, 
 def export_dolphin(options: DolphinExport, profile: DeviceProfile, catalog: Catalog) -> Bundle:
     """Export a decoder-decoder model for ``profile``; returns the verified bundle."""
     check_steps(profile)
-    if Path(options.out).exists() and not options.force:
-        raise ExportError(
-            f"output {options.out} already exists", hint="choose another --out, or pass --force"
-        )
+    check_output(options.out, options.force)
     if options.max_chunks < 1:
         raise ExportError(f"max_chunks must be >= 1, got {options.max_chunks}")
     source = load_source(options.source, options.revision)
@@ -80,20 +79,16 @@ def export_dolphin(options: DolphinExport, profile: DeviceProfile, catalog: Cata
         staged_directory(options.out, overwrite=options.force) as staging,
     ):
         workdir = Path(tmp)
-        first_dir = workdir / "00-torch-to-onnx"
-        first_dir.mkdir()
         static = static_settings(source, profile)
-        try:
-            if static:
-                paths = export_static_graphs(
-                    source, first_dir, static["window"], static["max_total"], profile.export.opset
-                )
-            else:
-                paths = export_graphs(source, first_dir, profile.export.opset)
-        except ExportError:
-            raise
-        except Exception as exc:
-            raise ExportError(f"{type(exc).__name__}: {exc}", step="torch-to-onnx") from exc
+        opset = profile.export.opset
+        paths = first_graphs(
+            workdir,
+            lambda out: (
+                export_static_graphs(source, out, static["window"], static["max_total"], opset)
+                if static
+                else export_graphs(source, out, opset)
+            ),
+        )
         ctx = ExportContext(
             profile=profile,
             catalog=catalog,

@@ -141,6 +141,27 @@ def run_steps(first: dict[str, Artifact], ctx: ExportContext) -> dict[str, Artif
     return artifacts
 
 
+def check_output(out: Path, force: bool) -> None:
+    """Refuse an existing output before any work is done (the staged rename checks again)."""
+    if Path(out).exists() and not force:
+        raise ExportError(
+            f"output {out} already exists", hint="choose another --out, or pass --force"
+        )
+
+
+def first_graphs(workdir: Path, export: Callable[[Path], dict[str, Path]]) -> dict[str, Path]:
+    """Run a family's torch -> ONNX export into ``workdir/00-torch-to-onnx``; failures that
+    are not already an ``ExportError`` are reported as step ``torch-to-onnx``."""
+    out_dir = workdir / "00-torch-to-onnx"
+    out_dir.mkdir()
+    try:
+        return export(out_dir)
+    except ExportError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"{type(exc).__name__}: {exc}", step="torch-to-onnx") from exc
+
+
 def provenance(source: str, **extra: Any) -> dict[str, Any]:
     """Where a bundle came from: source, export time, host and library versions."""
     import datetime as dt

@@ -23,6 +23,8 @@ from edgert.errors import ExportError
 from edgert.exporters.pipeline import (
     Artifact,
     ExportContext,
+    check_output,
+    first_graphs,
     overall_precision,
     provenance,
     run_steps_keeping,
@@ -185,10 +187,7 @@ def _scaled_table(stack: Any, ids: Any, run: Any) -> tuple[np.ndarray, float]:
 def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Catalog) -> Bundle:
     """Export a seq2seq model for ``profile``; returns the verified bundle."""
     check_steps(profile)
-    if Path(options.out).exists() and not options.force:
-        raise ExportError(
-            f"output {options.out} already exists", hint="choose another --out, or pass --force"
-        )
+    check_output(options.out, options.force)
     model = load_model(options.source, options.revision)
     tokenizer_json = load_tokenizer_json(options.source, options.revision)
     options = _texts_from_folder(options)
@@ -198,24 +197,18 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
         staged_directory(options.out, overwrite=options.force) as staging,
     ):
         workdir = Path(tmp)
-        first_dir = workdir / "00-torch-to-onnx"
-        first_dir.mkdir()
         static = _static_settings(model, profile)
-        try:
-            if static:
-                paths = export_static_graphs(
-                    model,
-                    first_dir,
-                    static["source_length"],
-                    static["max_total_length"],
-                    profile.export.opset,
+        opset = profile.export.opset
+        paths = first_graphs(
+            workdir,
+            lambda out: (
+                export_static_graphs(
+                    model, out, static["source_length"], static["max_total_length"], opset
                 )
-            else:
-                paths = export_graphs(model, first_dir, profile.export.opset)
-        except ExportError:
-            raise
-        except Exception as exc:
-            raise ExportError(f"{type(exc).__name__}: {exc}", step="torch-to-onnx") from exc
+                if static
+                else export_graphs(model, out, opset)
+            ),
+        )
         tables, roles = embedding_tables(model)
         if static:
             static["bias"] = relative_bias_table(model, static["max_total_length"])

@@ -115,6 +115,7 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
     """
     from edgert import resolve_device
     from edgert.catalog import get_catalog
+    from edgert.exporters.pipeline import check_output
 
     profile, reason = resolve_device(device, devices_dirs=devices_dirs(devices_dir))
     if reason and not as_json:
@@ -124,10 +125,7 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
     family = family or detect_family(source)
     fam = catalog.families.get(family)
     out = out or Path(f"{_stem(source)}-{profile.id}")
-    if out.exists() and not force:
-        raise ExportError(
-            f"output {out} already exists", hint="choose another --out, or pass --force"
-        )
+    check_output(out, force)
     if family == "cnn":
         from edgert.exporters.cnn import CnnExport
 
