@@ -25,7 +25,6 @@ from edgert.dolphin_static_core import StaticDolphinCore
 from edgert.embeddings import EmbeddingTable
 from edgert.errors import InputError
 from edgert.memory_cache import MemoryCache
-from edgert.providers import create_session
 from edgert.seq2seq import Generation, Seq2SeqModel
 
 if TYPE_CHECKING:
@@ -59,18 +58,8 @@ class DolphinModel(Seq2SeqModel):
         manifest = bundle.manifest
         self.defaults: dict[str, Any] = manifest["generation"]
         self.settings: dict[str, Any] = manifest["dolphin"]
-        # The context encoder runs once per context: its idle threads must not spin and
-        # take the cores the main decoder needs right after.
-        quiet = profile.with_runtime(spinning=False)
-        self.memory_info = create_session(
-            bundle.file("memory.onnx"), quiet, catalog, allow_fallback=allow_fallback,
-            threads=threads,
-        )  # fmt: skip
-        self.encoder_info = self.memory_info  # what `edgert profile` reports as the encoder
-        self.session_info = create_session(
-            bundle.file("decoder.onnx"), profile, catalog, allow_fallback=allow_fallback,
-            threads=threads,
-        )  # fmt: skip
+        self.open_sessions("memory.onnx", allow_fallback, threads)  # the context encoder
+        self.memory_info = self.encoder_info
         table = EmbeddingTable(bundle.file(manifest["embeddings"]["file"]))
         self.static = manifest.get("static")
         lay = Layout(**manifest["layout"])
