@@ -70,8 +70,11 @@ class DolphinModel(Seq2SeqModel):
         else:
             self.core = DolphinCore(self.session_info.session, table, lay)
         self.tokenizer = Tokenizer.from_file(str(bundle.file(manifest["tokenizer"])))
-        self.context_tokenizer = Tokenizer.from_file(
-            str(bundle.file(self.settings["context_tokenizer"]))
+        context_file = self.settings["context_tokenizer"]
+        self.context_tokenizer = (
+            self.tokenizer
+            if context_file == manifest["tokenizer"]
+            else Tokenizer.from_file(str(bundle.file(context_file)))
         )
         self.describe_core()
         self.context = ContextMemory(
@@ -143,9 +146,7 @@ class DolphinModel(Seq2SeqModel):
                 f"the question has {len(ids)} tokens; profile {self.profile.id!r} takes at most {limit}",
                 hint="shorten the question; long text belongs in the context",
             )
-        if ids.count(-1) != 1:
-            raise InputError("prompt ids need exactly one memory marker (-1)")
-        return ids
+        return ids  # the core checks the memory marker when it builds the prompt
 
     def __repr__(self) -> str:
         return (

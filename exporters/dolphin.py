@@ -106,11 +106,18 @@ def export_dolphin(options: DolphinExport, profile: DeviceProfile, catalog: Cata
             shutil.copy2(artifact.path, staging / f"{role}.onnx")
         save_table(table, staging / "embeddings.npy", overall_precision(final))
         (staging / "tokenizer.json").write_text(source.tokenizer_json, encoding="utf-8")
-        (staging / "context_tokenizer.json").write_text(
-            source.context_tokenizer_json, encoding="utf-8"
-        )
+        if context_tokenizer_file(source) != "tokenizer.json":
+            (staging / "context_tokenizer.json").write_text(
+                source.context_tokenizer_json, encoding="utf-8"
+            )
         write_manifest(staging, _manifest(options, source, profile, final, ctx))
     return open_bundle(options.out)
+
+
+def context_tokenizer_file(source: DolphinSource) -> str:
+    """The Dolphin layout shares one tokenizer between both decoders: store it once."""
+    same = source.context_tokenizer_json == source.tokenizer_json
+    return "tokenizer.json" if same else "context_tokenizer.json"
 
 
 def generation_defaults(source: DolphinSource, profile: DeviceProfile) -> dict[str, Any]:
@@ -167,7 +174,7 @@ def _manifest(
         "embeddings": {"file": "embeddings.npy"},
         "tokenizer": "tokenizer.json",
         "dolphin": {
-            "context_tokenizer": "context_tokenizer.json",
+            "context_tokenizer": context_tokenizer_file(source),
             "memory_ids": list(source.memory_ids),
             "template": source.template,
             "context_window": ctx.extra["static"]["window"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,6 @@ class DolphinSource:
     memory_ids: tuple[int, ...]  # appended to every context; their states become the memory
     template: str = DEFAULT_TEMPLATE
     eos_token_ids: tuple[int, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def slots(self) -> int:
