@@ -21,7 +21,7 @@ from edgert.errors import InputError
 from edgert.lexicon import SPACE_MARKS, Lexicon
 from edgert.providers import create_session
 from edgert.schema import build
-from edgert.seq2seq_core import Layout, Seq2SeqCore
+from edgert.seq2seq_core import Layout, PositionBias, Seq2SeqCore
 from edgert.seq2seq_static_core import StaticSeq2SeqCore
 
 if TYPE_CHECKING:
@@ -106,8 +106,17 @@ class Seq2SeqModel:
                 np.load(bundle.file(static["bias"]), allow_pickle=False),
             )  # fmt: skip
         else:
+            files = manifest.get("position_bias")
+            bias = (
+                PositionBias(
+                    *(np.load(bundle.file(files[role]), allow_pickle=False)
+                      for role in ("encoder", "decoder"))
+                )
+                if files
+                else None
+            )  # fmt: skip
             self.core = Seq2SeqCore(
-                *sessions, (encoder_table, decoder_table), Layout(**manifest["layout"]), start
+                *sessions, (encoder_table, decoder_table), Layout(**manifest["layout"]), start, bias
             )
         self.tokenizer = Tokenizer.from_file(str(bundle.file(manifest["tokenizer"])))
         self.describe_core()

@@ -29,6 +29,53 @@ class Layout:
     vocab: int
 
 
+MASKED = np.float32(-1e9)  # a masked position's score: its softmax weight is exactly 0
+
+
+class PositionBias:
+    """T5's relative position bias and masks, built from per-distance vectors.
+
+    The lean T5 graphs (``exporters/seq2seq_t5.py``) take the bias as an input instead of
+    bucketing positions themselves. The vectors cover every distance up to the model's
+    maximum one, past which all distances share the last bucket, so longer distances are
+    clamped to the last entry. The decoder's table for every (query, key) pair is built
+    once per 64 positions it grows by; a step slices its rows.
+    """
+
+    def __init__(self, encoder: np.ndarray, decoder: np.ndarray) -> None:
+        self.encoder_vector = np.asarray(encoder, np.float32)  # [H, 2N - 1], key - query
+        self.decoder_vector = np.asarray(decoder, np.float32)  # [H, M], query - key >= 0
+        self._encoder: dict[int, np.ndarray] = {}
+        self._decoder = np.zeros((len(self.decoder_vector), 0, 0), np.float32)
+
+    def encoder(self, length: int) -> np.ndarray:
+        """Bias ``[1, H, S, S]`` of an unpadded input of ``length`` tokens."""
+        bias = self._encoder.get(length)
+        if bias is None:
+            reach = (self.encoder_vector.shape[1] - 1) // 2
+            positions = np.arange(length)
+            distance = np.clip(positions[None, :] - positions[:, None], -reach, reach)
+            bias = np.ascontiguousarray(self.encoder_vector[:, distance + reach][None])
+            if len(self._encoder) < 32:  # the usual input lengths
+                self._encoder[length] = bias
+        return bias
+
+    def decoder(self, past: int, new: int) -> np.ndarray:
+        """Bias ``[1, H, new, past + new]``: new token i sees keys up to ``past + i``."""
+        total = past + new
+        if total > self._decoder.shape[1]:
+            self._decoder = self._table(-(-total // 64) * 64)
+        return np.ascontiguousarray(self._decoder[None, :, past:total, :total])
+
+    def _table(self, length: int) -> np.ndarray:
+        positions = np.arange(length)
+        distance = positions[:, None] - positions[None, :]
+        last = self.decoder_vector.shape[1] - 1
+        table = self.decoder_vector[:, np.clip(distance, 0, last)]
+        table[:, distance < 0] = MASKED
+        return table
+
+
 class Seq2SeqCore:
     """Encoder + decoder sessions as a ``StepModel`` (batch 1) with batched helpers (beams)."""
 
@@ -39,8 +86,10 @@ class Seq2SeqCore:
         tables: tuple[EmbeddingTable, EmbeddingTable],
         layout: Layout,
         decoder_start: int,
+        bias: PositionBias | None = None,
     ) -> None:
         self.encoder, self.decoder = encoder, decoder
+        self.bias = bias  # lean T5 graphs: position bias and masks are inputs
         self.encoder_table, self.decoder_table = tables
         self.layout = layout
         self.vocab_size = layout.vocab
@@ -60,17 +109,18 @@ class Seq2SeqCore:
         ids = np.asarray(input_ids, dtype=np.int64)[None]
         if ids.shape[1] == 0:
             raise InputError("the input is empty after tokenization", hint="pass some text")
-        mask = np.ones_like(ids)
-        cross = self.encoder.run(
-            None, {"inputs_embeds": self.encoder_table(ids), "attention_mask": mask}
-        )
+        embeds = self.encoder_table(ids)
+        if self.bias is None:
+            mask = np.ones_like(ids)
+            cross = self.encoder.run(None, {"inputs_embeds": embeds, "attention_mask": mask})
+            context = {"encoder_attention_mask": np.repeat(mask, batch, axis=0)}
+        else:  # no padding: the cross-attention bias is all zeros
+            bias = self.bias.encoder(ids.shape[1])
+            cross = self.encoder.run(None, {"inputs_embeds": embeds, "attention_bias": bias})
+            context = {"cross_bias": np.zeros((1, 1, 1, ids.shape[1]), np.float32)}
         if batch > 1:
             cross = [np.repeat(c, batch, axis=0) for c in cross]
-            mask = np.repeat(mask, batch, axis=0)
-        self._feed = {
-            "encoder_attention_mask": mask,
-            **dict(zip(self._cross_names, cross, strict=True)),
-        }
+        self._feed = {**context, **dict(zip(self._cross_names, cross, strict=True))}
         self.reset(batch)
 
     def reset(self, batch: int = 1) -> None:
@@ -117,6 +167,8 @@ class Seq2SeqCore:
         """Append ``ids`` ``(batch, K)``; logits ``(batch, K, vocab)``."""
         feed = self._feed
         feed["inputs_embeds"] = self.decoder_table(ids)
+        if self.bias is not None:
+            feed["self_bias"] = self.bias.decoder(self._length, ids.shape[1])
         feed.update(zip(self._past_names, self._past, strict=True))
         outputs = self.decoder.run(self._outputs, feed)
         self._past = outputs[1:]

@@ -20,6 +20,7 @@ import numpy as np
 from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
 from edgert.embeddings import save_table
 from edgert.errors import ExportError
+from edgert.exporters import seq2seq_t5
 from edgert.exporters.pipeline import (
     Artifact,
     ExportContext,
@@ -198,6 +199,7 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
     ):
         workdir = Path(tmp)
         static = _static_settings(model, profile)
+        lean = not static and model.config.model_type in seq2seq_t5.T5_TYPES
         opset = profile.export.opset
         paths = first_graphs(
             workdir,
@@ -206,12 +208,21 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
                     model, out, static["source_length"], static["max_total_length"], opset
                 )
                 if static
+                else seq2seq_t5.export_t5_graphs(model, out, opset)
+                if lean
                 else export_graphs(model, out, opset)
             ),
         )
         tables, roles = embedding_tables(model)
         if static:
             static["bias"] = relative_bias_table(model, static["max_total_length"])
+        bias = (
+            seq2seq_t5.bias_vectors(
+                model, profile.export.max_input_length, profile.export.max_total_length
+            )
+            if lean
+            else None
+        )
         ctx = ExportContext(
             profile=profile,
             catalog=catalog,
@@ -227,6 +238,7 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
                 "defaults": defaults,
                 "texts": options.validation_texts,
                 "static": static,
+                "position_bias": bias,
             },
         )
         if static:
@@ -241,6 +253,8 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
         (staging / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
         if static:
             np.save(staging / "self_bias.npy", static["bias"].astype(np.float32))
+        for role, vector in (bias or {}).items():
+            np.save(staging / f"{role}_position_bias.npy", vector)
         write_manifest(staging, _manifest(options, model, profile, final, ctx, defaults, roles))
     return open_bundle(options.out)
 
@@ -284,7 +298,8 @@ def _manifest(
 ) -> dict[str, Any]:
 
     lay = layout(model)
-    names = io_names(lay.layers)
+    bias = ctx.extra["position_bias"]
+    names = (seq2seq_t5.io_names if bias else io_names)(lay.layers)
     return {
         "family": "seq2seq",
         "graphs": [
@@ -326,5 +341,6 @@ def _manifest(
             if ctx.extra["static"]
             else None
         ),
+        "position_bias": ({role: f"{role}_position_bias.npy" for role in bias} if bias else None),
         "provenance": provenance(options.source, revision=options.revision),
     }

@@ -22,7 +22,7 @@ from edgert.errors import ValidationMismatchError
 from edgert.exporters.pipeline import Artifact, ExportContext, overall_precision
 from edgert.exporters.seq2seq_graphs import layout
 from edgert.exporters.validation import greedy_tokens, validation_session
-from edgert.seq2seq_core import Layout, Seq2SeqCore
+from edgert.seq2seq_core import Layout, PositionBias, Seq2SeqCore
 from edgert.seq2seq_static_core import StaticSeq2SeqCore
 
 FP32_RELATIVE_ATOL = 1e-3
@@ -88,7 +88,9 @@ def _core(artifacts: dict[str, Artifact], ctx: ExportContext) -> tuple[Any, str]
             static["source_length"], static["max_total_length"], static["bias"],
         )  # fmt: skip
     else:
-        core = Seq2SeqCore(encoder.session, decoder.session, (enc, dec), sizes, start)
+        vectors = ctx.extra.get("position_bias")
+        bias = PositionBias(vectors["encoder"], vectors["decoder"]) if vectors else None
+        core = Seq2SeqCore(encoder.session, decoder.session, (enc, dec), sizes, start, bias)
     return core, where
 
 

@@ -70,7 +70,37 @@ def test_manifest_and_validation(seq2seq_bundles):
         "decoder.onnx",
         "embeddings.npy",
         "tokenizer.json",
+        "encoder_position_bias.npy",
+        "decoder_position_bias.npy",
     }
+
+
+@pytest.mark.parametrize("kind", ["t5", "t5v11"])
+def test_t5_graphs_take_the_position_bias_as_input(kind, seq2seq_bundles):
+    """No node of the T5 graphs buckets positions or builds masks: the runtime does."""
+    import onnx
+
+    model = edgert.load(seq2seq_bundles[kind])
+    for role, bias_input in (("encoder", "attention_bias"), ("decoder", "self_bias")):
+        graph = onnx.load(str(model.bundle.path / f"{role}.onnx")).graph
+        assert bias_input in [i.name for i in graph.input]
+        ops = {node.op_type for node in graph.node}
+        assert not ops & {"Log", "Range", "Where", "Shape", "Trilu", "Less", "Min"}, (role, ops)
+
+
+@pytest.mark.parametrize("kind", ["t5", "t5v11"])
+def test_long_input_and_output_beyond_the_largest_bucket(kind, seq2seq_sources, seq2seq_bundles):
+    """Distances past relative_attention_max_distance (128) share the last bucket: the
+    runtime clamps them, in the encoder (a long input) and the decoder (150 new tokens)."""
+    model = edgert.load(seq2seq_bundles[kind])
+    text = " ".join(TEXTS * 5)
+    assert 150 < len(model.tokenizer.encode(text).ids) <= 512
+    options = {"max_new_tokens": 150, "min_new_tokens": 150}
+    expected = hf_generate(seq2seq_sources[kind], text, do_sample=False, num_beams=1, **options)
+    assert len(expected) == 150
+    assert list(model.generate(text, **options).token_ids) == expected
+    for decoder in ("aggressive", "lookup"):
+        assert list(model.generate(text, decoder=decoder, **options).token_ids) == expected
 
 
 def test_multi_token_step_equals_single_steps_and_rollback(seq2seq_bundles):
