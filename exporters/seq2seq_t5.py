@@ -76,6 +76,18 @@ class _T5Stack(torch.nn.Module):
     def heads(self, x: torch.Tensor) -> torch.Tensor:
         return _SplitHeads.apply(x, self.lay.heads, self.lay.head_dim).transpose(1, 2)
 
+    def projections(self, x: torch.Tensor, *linears: Any) -> list[torch.Tensor]:
+        """Several bias-free projections of ``x`` as one MatMul, split into heads each.
+
+        Three (Q, K, V) or ``2 x layers`` (every cross-attention K and V) small matrix
+        products cost about as much as one product with their weights side by side.
+        """
+        weight = torch.cat([linear.weight for linear in linears])  # folded at export
+        both = torch.nn.functional.linear(x, weight)
+        count, heads = len(linears), self.lay.heads
+        split = _SplitHeads.apply(both, count * heads, self.lay.head_dim).transpose(1, 2)
+        return list(split.split(heads, dim=1))
+
     def attend(self, q: Any, k: Any, v: Any, bias: Any) -> torch.Tensor:
         scores = torch.matmul(q, k.transpose(-1, -2)) + bias  # T5 does not scale by sqrt(d)
         out = torch.matmul(torch.softmax(scores, dim=-1), v).transpose(1, 2)
@@ -97,15 +109,12 @@ class T5EncoderGraph(_T5Stack):
         for block in encoder.block:
             attn = block.layer[0].SelfAttention
             x = _rms(h, block.layer[0].layer_norm.weight, self.eps)
-            q, k, v = self.heads(attn.q(x)), self.heads(attn.k(x)), self.heads(attn.v(x))
+            q, k, v = self.projections(x, attn.q, attn.k, attn.v)
             h = h + attn.o(self.attend(q, k, v, attention_bias))
             h = self.feed_forward(block.layer[1], h)
         h = _rms(h, encoder.final_layer_norm.weight, self.eps)
-        outputs = []
-        for block in self.model.get_decoder().block:
-            cross = block.layer[1].EncDecAttention
-            outputs += [self.heads(cross.k(h)), self.heads(cross.v(h))]
-        return tuple(outputs)
+        crosses = [block.layer[1].EncDecAttention for block in self.model.get_decoder().block]
+        return tuple(self.projections(h, *[p for c in crosses for p in (c.k, c.v)]))
 
 
 class T5DecoderGraph(_T5Stack):
@@ -119,7 +128,7 @@ class T5DecoderGraph(_T5Stack):
         for i, block in enumerate(self.model.get_decoder().block):
             attn = block.layer[0].SelfAttention
             x = _rms(h, block.layer[0].layer_norm.weight, self.eps)
-            q, k, v = self.heads(attn.q(x)), self.heads(attn.k(x)), self.heads(attn.v(x))
+            q, k, v = self.projections(x, attn.q, attn.k, attn.v)
             keys = torch.cat([past[2 * i], k], dim=2)
             values = torch.cat([past[2 * i + 1], v], dim=2)
             h = h + attn.o(self.attend(q, keys, values, self_bias))
