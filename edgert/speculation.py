@@ -196,12 +196,15 @@ def speculate(
     call (the one that also runs the encoder) verifies a draft too: on short outputs that
     first call is a large share of all calls.
 
-    A model may set ``verify_tolerance``: how far its logits for a token can move when
-    that token is computed in a multi-token call instead of alone (kernels pick other code
-    paths for other shapes; weight-only int8 with int8 compute moves them by up to ~0.14
-    on the speller). A row of a multi-token call whose top two scores are closer than
-    that is not trusted: the position is computed again in a one-token call, the way
-    greedy decoding computes it, so near-ties resolve as they do in greedy decoding.
+    A model may set ``verify_tolerance``: how far its logits can move when positions are
+    computed in multi-token calls instead of one at a time (kernels pick other code paths
+    for other shapes: weight-only int8 with int8 compute rounds some activations
+    differently, which moves the speller's logits by up to ~0.1, in the verified rows and
+    through the cached keys and values in every later one). Greedy decoding computes each
+    position alone, so a row is exact only where every position before it was computed
+    that way too. An inexact row whose top two scores are closer than the tolerance is not
+    trusted: the positions after the last exact one are computed again one token per call
+    (``_replay``), and the token comes from greedy's own logits.
     """
     generated: list[int] = []
     started = time.perf_counter()
@@ -213,18 +216,20 @@ def speculate(
     stats.draft_s += time.perf_counter() - started
     started = time.perf_counter()
     logits = start_with(input_ids, drafts) if drafts else model.start(input_ids)
+    base = model.length - len(drafts)  # positions the start takes (before any token)
+    exact = 0 if drafts else base  # leading positions computed as greedy computes them
+    trusted = not drafts  # whether these rows are exactly greedy's
     while True:
         stats.verify_s += time.perf_counter() - started
         stats.target_calls += 1
         matched, done, unsure = 0, False, False
-        wide = len(logits) > 1
         # Row i holds the logits after the i-th fed token: the greedy token there is
         # emitted, and drafting continues while it equals the draft that was fed next.
         for row in logits:
             scores = constrained_view(row, generated, options)
             token = int(np.argmax(scores))
-            if wide and tolerance and _near_tie(scores, token, tolerance):
-                unsure = True  # decided again by a one-token call, as greedy decides it
+            if not trusted and tolerance and _near_tie(scores, token, tolerance):
+                unsure = True  # decided on greedy's own logits, computed again
                 break
             generated.append(token)
             yield token
@@ -237,27 +242,57 @@ def speculate(
         stats.accepted += matched
         if done:
             return
-        unused = len(logits) - matched - (not unsure)  # fed tokens whose rows were not used
-        if unused:
-            model.rollback(model.length - unused)
         k.update(len(drafts), matched)
         started = time.perf_counter()
         if unsure:  # proposers re-align from ``generated`` on their next draft
-            drafts = []
-            logits = model.step([generated[-1]]) if generated else _restart(model, input_ids)
+            logits, exact, calls = _replay(model, input_ids, generated, exact, base)
+            stats.target_calls += calls - 1  # the loop counts one
+            drafts, trusted = [], True
             continue
+        unused = len(logits) - matched - 1  # fed tokens whose rows were not used
+        if unused:
+            model.rollback(model.length - unused)
+            exact = min(exact, model.length)
         proposer.accepted(generated, len(drafts), matched)
         room = _room(k, options, len(generated))
         drafts = proposer.propose(generated, room) if room else []
         stats.draft_s += time.perf_counter() - started
         started = time.perf_counter()
+        trusted = not drafts and exact == model.length  # one token on an exact prefix
         logits = model.step([generated[-1], *drafts])
+        if trusted:
+            exact = model.length
+
+
+def _replay(
+    model: StepModel, input_ids: Sequence[int], generated: list[int], exact: int, base: int
+) -> tuple[np.ndarray, int, int]:
+    """Greedy's logits for the token after ``generated``, the new exact length, the calls.
+
+    Positions from ``exact`` on came from multi-token calls: they are computed again one
+    token per call, as greedy decoding computes them, from the start when even that came
+    from a multi-token call. The start takes ``base`` positions; position ``base + i``
+    holds ``generated[i]``.
+    """
+    calls = 0
+    if exact < base or exact - base >= len(generated):
+        logits = _restart(model, input_ids)
+        exact, calls = model.length, 1
+    else:
+        model.rollback(exact)
+    for token in generated[exact - base :]:
+        logits = model.step([token])
+        calls += 1
+    return logits[-1:], model.length, calls
 
 
 def _restart(model: StepModel, input_ids: Sequence[int]) -> np.ndarray:
     """The first position again, alone: without encoding again where the start id is known."""
     start = getattr(model, "decoder_start", None)
-    return model.start(input_ids) if start is None else model.step([start])
+    if start is None:
+        return model.start(input_ids)
+    model.rollback(0)
+    return model.step([start])
 
 
 def _near_tie(scores: np.ndarray, top: int, tolerance: float) -> bool:
@@ -295,7 +330,7 @@ class DraftingDecoder(abc.ABC):
         k = AdaptiveK(
             options.draft_tokens, options.min_draft_tokens, options.max_draft_tokens, self.patient
         )
-        history = draft_history(model, self.name)
+        history = draft_history(model, self.history_key(options))
         if not history.hopeful():
             k.idle = LONGEST_PAUSE  # drafts kept failing on this model: start as greedy does
         try:
@@ -303,3 +338,7 @@ class DraftingDecoder(abc.ABC):
         finally:
             history.update(counters.drafted, counters.accepted)
             self.stats = counters.as_dict()
+
+    def history_key(self, options: Any) -> str:
+        """Which history a generation with ``options`` learns from and adds to."""
+        return self.name

@@ -162,6 +162,10 @@ class SpeculativeDecoder(DraftingDecoder):
     name: ClassVar[str] = "speculative"
     Options: ClassVar[type] = SpeculativeOptions
 
+    def history_key(self, options: Any) -> str:
+        """Each draft model pays off (or not) on its own."""
+        return f"{self.name}:{options.draft}"
+
     def proposer(self, model: Any, options: Any) -> Any:
         """The draft bundle, checked against the target, behind a proposer."""
         draft = load_draft(options.draft)
