@@ -29,6 +29,7 @@ import torch
 
 from edgert.errors import ExportError
 from edgert.exporters.seq2seq_graphs import EncoderGraph, layout
+from edgert.exporters.seq2seq_t5 import T5DecoderGraph
 
 
 def check_supported(model: Any) -> None:
@@ -40,60 +41,14 @@ def check_supported(model: Any) -> None:
         )
 
 
-def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    variance = x.pow(2).mean(-1, keepdim=True)
-    return weight * (x * torch.rsqrt(variance + eps))
+class StaticT5Decoder(T5DecoderGraph):
+    """One T5 decoder step over fixed-size self-attention buffers.
 
+    The same layers as the dynamic graph; only the cache differs: the step returns the new
+    token's K/V (the runtime writes them into its buffers) instead of the grown cache.
+    """
 
-class StaticT5Decoder(torch.nn.Module):
-    """One T5 decoder step over fixed-size self-attention buffers."""
-
-    def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.model = model
-        self.lay = layout(model)
-        self.eps = model.config.layer_norm_epsilon
-        self.gated = model.config.is_gated_act
-        self.tied = model.config.tie_word_embeddings
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.view(1, -1, self.lay.heads, self.lay.head_dim).transpose(1, 2)
-
-    def _attend(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
-    ) -> torch.Tensor:
-        scores = torch.matmul(q, k.transpose(-1, -2)) + bias  # T5 does not scale by sqrt(d)
-        out = torch.matmul(torch.softmax(scores, dim=-1), v)
-        return out.transpose(1, 2).reshape(1, -1, self.lay.heads * self.lay.head_dim)
-
-    def _ff(self, block: Any, x: torch.Tensor) -> torch.Tensor:
-        dense = block.layer[2].DenseReluDense
-        hidden = dense.act(dense.wi_0(x)) * dense.wi_1(x) if self.gated else dense.act(dense.wi(x))
-        return dense.wo(hidden)
-
-    def forward(self, inputs_embeds, self_bias, cross_bias, *kv):
-        n = self.lay.layers
-        past, cross = kv[: 2 * n], kv[2 * n :]
-        h = inputs_embeds
-        new = []
-        for i, block in enumerate(self.model.get_decoder().block):
-            attn = block.layer[0].SelfAttention
-            x = _rms(h, block.layer[0].layer_norm.weight, self.eps)
-            q, k, v = self._heads(attn.q(x)), self._heads(attn.k(x)), self._heads(attn.v(x))
-            keys = torch.cat([past[2 * i], k], dim=2)
-            values = torch.cat([past[2 * i + 1], v], dim=2)
-            h = h + attn.o(self._attend(q, keys, values, self_bias))
-            cross_attn = block.layer[1].EncDecAttention
-            x = _rms(h, block.layer[1].layer_norm.weight, self.eps)
-            q = self._heads(cross_attn.q(x))
-            h = h + cross_attn.o(self._attend(q, cross[2 * i], cross[2 * i + 1], cross_bias))
-            x = _rms(h, block.layer[2].layer_norm.weight, self.eps)
-            h = h + self._ff(block, x)
-            new += [k, v]
-        h = _rms(h, self.model.get_decoder().final_layer_norm.weight, self.eps)
-        if self.tied:
-            h = h * (self.lay.d_model**-0.5)
-        return (self.model.lm_head(h), *new)
+    grown = False
 
 
 def relative_bias_table(model: Any, max_total: int) -> np.ndarray:

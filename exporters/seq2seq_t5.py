@@ -120,6 +120,8 @@ class T5EncoderGraph(_T5Stack):
 class T5DecoderGraph(_T5Stack):
     """K new tokens over a self-attention cache of any length; returns the grown cache."""
 
+    grown = True  # False: return only the new positions' K/V (static NPU buffers)
+
     def forward(self, inputs_embeds, self_bias, cross_bias, *kv):
         n = self.lay.layers
         past, cross = kv[: 2 * n], kv[2 * n :]
@@ -137,7 +139,7 @@ class T5DecoderGraph(_T5Stack):
             q = self.heads(cross_attn.q(x))
             h = h + cross_attn.o(self.attend(q, cross[2 * i], cross[2 * i + 1], cross_bias))
             h = self.feed_forward(block.layer[2], h)
-            present += [keys, values]
+            present += [keys, values] if self.grown else [k, v]
         h = _rms(h, self.model.get_decoder().final_layer_norm.weight, self.eps)
         if self.model.config.tie_word_embeddings:
             h = h * (self.lay.d_model**-0.5)
