@@ -128,60 +128,74 @@ def io_names(n: int) -> dict[str, list[str]]:
     }
 
 
+SOURCE, PAST, NEW = 5, 2, 3  # example lengths the graphs are traced with (all dynamic)
+
+Inputs = dict[str, tuple[torch.Tensor, dict[int, str]]]  # name -> (example, dynamic axes)
+
+
 def export_graphs(model: Any, out_dir: Any, opset: int) -> dict[str, Any]:
     """Export encoder.onnx and decoder.onnx into ``out_dir``; returns their paths.
 
     Tracer warnings about the library's cache code are silenced: the traced branches are
     the general ones (past length > 0, K > 1) and validation checks the others.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return _export_graphs(model, out_dir, opset)
-
-
-def _export_graphs(model: Any, out_dir: Any, opset: int) -> dict[str, Any]:
     lay = layout(model)
-    names = io_names(lay.layers)
-    batch, src, past, new = 1, 5, 2, 3
-    embeds = torch.randn(batch, src, lay.d_model)
-    mask = torch.ones(batch, src, dtype=torch.int64)
-    encoder_path, decoder_path = out_dir / "encoder.onnx", out_dir / "decoder.onnx"
+    mask = (torch.ones(1, SOURCE, dtype=torch.int64), {0: "batch", 1: "source"})
+    return export_pair(
+        model,
+        out_dir,
+        opset,
+        io_names(lay.layers),
+        (EncoderGraph(model), {
+            "inputs_embeds": (torch.randn(1, SOURCE, lay.d_model), {0: "batch", 1: "source"}),
+            "attention_mask": mask,
+        }),
+        (DecoderGraph(model), {
+            "inputs_embeds": (torch.randn(1, NEW, lay.d_model), {0: "batch", 1: "new"}),
+            "encoder_attention_mask": mask,
+        }),
+    )  # fmt: skip
+
+
+def export_pair(
+    model: Any,
+    out_dir: Any,
+    opset: int,
+    names: dict[str, list[str]],
+    encoder: tuple[torch.nn.Module, Inputs],
+    decoder: tuple[torch.nn.Module, Inputs],
+) -> dict[str, Any]:
+    """Export an encoder and a decoder module with the graph contract above.
+
+    Each module comes with its inputs before the caches; the cache inputs (``PAST``
+    positions, ``SOURCE`` cross positions) and every output get the contract's axes.
+    """
+    lay = layout(model)
+    paths = {"encoder": out_dir / "encoder.onnx", "decoder": out_dir / "decoder.onnx"}
     kv_axes = {0: "batch", 2: "source"}
-    torch.onnx.export(
-        EncoderGraph(model).eval(),
-        (embeds, mask),
-        str(encoder_path),
-        input_names=names["encoder_inputs"],
-        output_names=names["encoder_outputs"],
-        dynamic_axes={
-            "inputs_embeds": {0: "batch", 1: "source"},
-            "attention_mask": {0: "batch", 1: "source"},
-            **{name: kv_axes for name in names["encoder_outputs"]},
-        },
-        opset_version=opset,
-        dynamo=False,
-    )
-    kv = [torch.randn(batch, lay.heads, past, lay.head_dim) for _ in range(2 * lay.layers)]
-    cross = [torch.randn(batch, lay.heads, src, lay.head_dim) for _ in range(2 * lay.layers)]
-    dynamic = {
-        "inputs_embeds": {0: "batch", 1: "new"},
-        "encoder_attention_mask": {0: "batch", 1: "source"},
-        "logits": {0: "batch", 1: "new"},
-    }
-    for name in names["decoder_inputs"][2:]:
+    kv = [torch.randn(1, lay.heads, PAST, lay.head_dim) for _ in range(2 * lay.layers)]
+    cross = [torch.randn(1, lay.heads, SOURCE, lay.head_dim) for _ in range(2 * lay.layers)]
+    dynamic = {"logits": {0: "batch", 1: "new"}}
+    for name in names["decoder_inputs"][len(decoder[1]) :]:
         dynamic[name] = {0: "batch", 2: "past" if name.startswith("past") else "source"}
     for name in names["decoder_outputs"][1:]:
         dynamic[name] = {0: "batch", 2: "total"}
-    torch.onnx.export(
-        DecoderGraph(model).eval(),
-        (torch.randn(batch, new, lay.d_model), mask, *kv, *cross),
-        str(decoder_path),
-        input_names=names["decoder_inputs"],
-        output_names=names["decoder_outputs"],
-        dynamic_axes=dynamic,
-        opset_version=opset,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for role, (module, inputs), extra, axes in (
+            ("encoder", encoder, [], {name: kv_axes for name in names["encoder_outputs"]}),
+            ("decoder", decoder, [*kv, *cross], dynamic),
+        ):
+            torch.onnx.export(
+                module.eval(),
+                (*(example for example, _ in inputs.values()), *extra),
+                str(paths[role]),
+                input_names=names[f"{role}_inputs"],
+                output_names=names[f"{role}_outputs"],
+                dynamic_axes={name: axes for name, (_, axes) in inputs.items()} | axes,
+                opset_version=opset,
+                dynamo=False,
+            )
     model.eval()  # torch.onnx.export restores the wrappers' previous mode recursively
-    return {"encoder": encoder_path, "decoder": decoder_path}
+    return paths

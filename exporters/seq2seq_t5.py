@@ -20,14 +20,13 @@ other graph.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from edgert.exporters.seq2seq_graphs import layout
+from edgert.exporters.seq2seq_graphs import NEW, PAST, SOURCE, export_pair, layout
 
 T5_TYPES = ("t5", "mt5")
 
@@ -189,54 +188,19 @@ def bias_vectors(model: Any, source_len: int, total_len: int) -> dict[str, np.nd
 def export_t5_graphs(model: Any, out_dir: Path, opset: int) -> dict[str, Path]:
     """Export the lean encoder.onnx and decoder.onnx into ``out_dir``; returns their paths."""
     lay = layout(model)
-    names = io_names(lay.layers)
-    src, past, new = 5, 2, 3
-    encoder_path, decoder_path = out_dir / "encoder.onnx", out_dir / "decoder.onnx"
-    kv_axes = {0: "batch", 2: "source"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            T5EncoderGraph(model).eval(),
-            (torch.randn(1, src, lay.d_model), torch.zeros(1, lay.heads, src, src)),
-            str(encoder_path),
-            input_names=names["encoder_inputs"],
-            output_names=names["encoder_outputs"],
-            dynamic_axes={
-                "inputs_embeds": {0: "batch", 1: "source"},
-                "attention_bias": {2: "source", 3: "source"},
-                **{name: kv_axes for name in names["encoder_outputs"]},
-            },
-            opset_version=opset,
-            dynamo=False,
-        )
-        kv = [torch.randn(1, lay.heads, past, lay.head_dim) for _ in range(2 * lay.layers)]
-        cross = [torch.randn(1, lay.heads, src, lay.head_dim) for _ in range(2 * lay.layers)]
-        dynamic = {
-            "inputs_embeds": {0: "batch", 1: "new"},
-            "self_bias": {2: "new", 3: "total"},
-            "cross_bias": {0: "bias_batch", 3: "source"},
-            "logits": {0: "batch", 1: "new"},
-        }
-        for name in names["decoder_inputs"][3:]:
-            dynamic[name] = {0: "batch", 2: "past" if name.startswith("past") else "source"}
-        for name in names["decoder_outputs"][1:]:
-            dynamic[name] = {0: "batch", 2: "total"}
-        torch.onnx.export(
-            T5DecoderGraph(model).eval(),
-            (
-                torch.randn(1, new, lay.d_model),
-                torch.zeros(1, lay.heads, new, past + new),
-                torch.zeros(1, 1, 1, src),
-                *kv,
-                *cross,
-            ),
-            str(decoder_path),
-            input_names=names["decoder_inputs"],
-            output_names=names["decoder_outputs"],
-            dynamic_axes=dynamic,
-            opset_version=opset,
-            dynamo=False,
-        )
-    model.eval()  # torch.onnx.export restores the wrappers' previous mode recursively
-    return {"encoder": encoder_path, "decoder": decoder_path}
+    heads = lay.heads
+    return export_pair(
+        model,
+        out_dir,
+        opset,
+        io_names(lay.layers),
+        (T5EncoderGraph(model), {
+            "inputs_embeds": (torch.randn(1, SOURCE, lay.d_model), {0: "batch", 1: "source"}),
+            "attention_bias": (torch.zeros(1, heads, SOURCE, SOURCE), {2: "source", 3: "source"}),
+        }),
+        (T5DecoderGraph(model), {
+            "inputs_embeds": (torch.randn(1, NEW, lay.d_model), {0: "batch", 1: "new"}),
+            "self_bias": (torch.zeros(1, heads, NEW, PAST + NEW), {2: "new", 3: "total"}),
+            "cross_bias": (torch.zeros(1, 1, 1, SOURCE), {0: "bias_batch", 3: "source"}),
+        }),
+    )  # fmt: skip
