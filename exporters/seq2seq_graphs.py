@@ -15,7 +15,8 @@ Token embeddings stay outside the graphs (one table shared by encoder and decode
 quantized with the bundle), so they are stored once. The decoder wrapper rebuilds the
 library's ``EncoderDecoderCache`` from the inputs and calls the model with
 ``cache_position = L + arange(K)``; one graph serves the first step (L = 0) and every
-later one.
+later one. T5-family models get the same contract with bias inputs in place of the masks,
+from modules written out of their weights (``seq2seq_t5``); BART and Marian are traced here.
 """
 
 from __future__ import annotations
