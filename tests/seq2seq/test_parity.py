@@ -200,3 +200,33 @@ def test_optimum_cli_folder_loads_and_matches_greedy(
         )
     beam = foreign.generate(TEXTS[1], decoder="beam", num_beams=3, max_new_tokens=8).token_ids
     assert beam == ours.generate(TEXTS[1], decoder="beam", num_beams=3, max_new_tokens=8).token_ids
+
+
+def test_position_bias_equals_the_libraries_for_every_length():
+    """The runtime's bias, built from per-distance vectors, is T5's own, lengths past the
+    largest bucket included (there the vectors' last entry stands for every distance)."""
+    import numpy as np
+
+    from edgert.exporters.seq2seq_t5 import bias_vectors
+    from edgert.seq2seq_core import MASKED, PositionBias
+
+    model = transformers.T5ForConditionalGeneration(
+        transformers.T5Config(vocab_size=50, d_model=16, d_kv=4, num_heads=3, num_layers=1,
+                              relative_attention_num_buckets=6, relative_attention_max_distance=9)
+    ).eval()  # fmt: skip
+    bias = PositionBias(**bias_vectors(model, source_len=4, total_len=4))
+    attention = {
+        "encoder": model.get_encoder().block[0].layer[0].SelfAttention,
+        "decoder": model.get_decoder().block[0].layer[0].SelfAttention,
+    }
+    with torch.inference_mode():
+        for length in (1, 3, 10, 25):
+            expected = attention["encoder"].compute_bias(length, length).numpy()
+            np.testing.assert_allclose(bias.encoder(length), expected, rtol=0, atol=1e-6)
+        full = attention["decoder"].compute_bias(25, 25).numpy()[0]
+    causal = np.tril(np.ones((25, 25), bool))
+    for past, new in ((0, 1), (0, 7), (3, 1), (12, 13), (24, 1)):
+        got = bias.decoder(past, new)[0]
+        rows = slice(past, past + new)
+        want = np.where(causal[rows, : past + new], full[:, rows, : past + new], MASKED)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
