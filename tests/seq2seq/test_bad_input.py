@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from importlib import resources
+
 import pytest
 
 import edgert
@@ -134,3 +137,26 @@ def test_int8_and_int4_exports_report_agreement(seq2seq_sources, tmp_path):
         assert bundle.manifest["validation"]["next_token_agreement"] >= 0.9
         model = edgert.load(out)
         assert model.generate("the quick brown fox", max_new_tokens=5).token_ids
+
+
+def test_weight_only_report_counts_the_matmuls_really_quantized(seq2seq_sources, tmp_path):
+    """Weight-only takes every MatMul with a constant weight once the graph qualifies (here
+    only the LM head passes min_weight_elements); the manifest says how many it took."""
+    import onnx
+
+    from edgert.catalog import get_catalog
+    from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+
+    shipped = resources.files("edgert.devices") / "x86-avx512-vnni-int8.toml"
+    text = re.sub(r"min_weight_elements = \d+", "min_weight_elements = 2000", shipped.read_text())
+    device = tmp_path / "all-int8.toml"
+    device.write_text(text.replace('id = "x86-avx512-vnni-int8"', 'id = "all-int8"'))
+    profile, _ = edgert.resolve_device(str(device))
+    out = tmp_path / "bart-int8"
+    bundle = export_seq2seq(
+        Seq2SeqExport(source=str(seq2seq_sources["bart"]), out=out), profile, get_catalog()
+    )
+    report = bundle.manifest["quantization"]["decoder"]
+    graph = onnx.load(str(out / "decoder.onnx")).graph
+    assert report["method"] == "weight-only int8"
+    assert report["quantized_nodes"] == sum(n.op_type == "MatMulNBits" for n in graph.node) > 0
