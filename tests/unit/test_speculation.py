@@ -335,6 +335,33 @@ def test_near_ties_after_multi_token_calls_are_decided_on_greedys_own_cache(deco
         assert model.length == len(model.wide)
 
 
+class PromptNoiseModel(WideNoiseModel):
+    """Like a decoder-decoder model: the prompt is the first position, never rolled back."""
+
+    def start(self, input_ids):
+        logits = super().start(input_ids)
+        self.tokens = [-1]  # the prompt
+        return logits
+
+    def start_with(self, input_ids, new_ids):
+        first = self.start(input_ids)
+        return np.concatenate([first, self.step(new_ids)]) if len(new_ids) else first
+
+    def rollback(self, length):
+        if length < 1:
+            raise ValueError("the prompt cannot be rolled back")
+        super().rollback(length)
+
+
+@pytest.mark.parametrize("decoder", [AggressiveDecoder, LookupDecoder])
+def test_a_near_tie_in_the_first_drafted_row_restarts_without_rolling_back_the_prompt(decoder):
+    source = [4, 5, 6, 7, 8, 9, 10, 11, 12, 3]
+    reference = greedy(PromptNoiseModel(0.5), source, max_new_tokens=12)
+    strategy = decoder()
+    got = list(strategy.decode(PromptNoiseModel(0.5), source, strategy.Options(max_new_tokens=12)))
+    assert got == reference
+
+
 def test_history_goes_cold_probes_and_recovers():
     from edgert.speculation import PROBE_EVERY, WARMUP, DraftHistory
 
