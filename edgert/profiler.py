@@ -19,6 +19,7 @@ import numpy as np
 
 import edgert
 from edgert.host import this_host
+from edgert.speculation import STAT_KEYS
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ def _profile_generation(
         first.append(result.stats["first_token_ms"] + result.stats.get("memory_ms", 0.0))
         steps.extend(result.stats["per_token_ms"])
         rates.append(result.stats["tokens_per_s"])
-        decoder_stats.append({k: v for k, v in result.stats.items() if k in _DECODER_KEYS})
+        decoder_stats.append({k: v for k, v in result.stats.items() if k in STAT_KEYS})
         if tick:
             tick()
     report = _common(model)
@@ -211,9 +212,6 @@ def _context_prompt(model: Any, kwargs: dict[str, Any], options: ProfileOptions)
     if MEMORY not in question:
         question = [MEMORY, *question[: model.defaults["max_input_length"] - 1]]
     return {"input_ids": question, "context": context}
-
-
-_DECODER_KEYS = ("target_calls", "drafted", "accepted", "acceptance_rate", "mean_accepted")
 
 
 def _mean(rows: list[dict[str, Any]]) -> dict[str, float]:

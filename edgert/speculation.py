@@ -144,6 +144,9 @@ def draft_history(model: Any, decoder: str) -> DraftHistory:
     return histories.setdefault(decoder, DraftHistory())
 
 
+STAT_KEYS = ("target_calls", "drafted", "accepted", "acceptance_rate", "mean_accepted", "replayed")
+
+
 @dataclass
 class SpeculationStats:
     """Counters every lossless decoder reports."""
@@ -151,6 +154,7 @@ class SpeculationStats:
     target_calls: int = 0
     drafted: int = 0
     accepted: int = 0
+    replayed: int = 0  # one-token calls that recomputed positions to settle a near-tie
     draft_s: float = 0.0
     verify_s: float = 0.0
 
@@ -162,6 +166,7 @@ class SpeculationStats:
             "accepted": self.accepted,
             "acceptance_rate": self.accepted / self.drafted if self.drafted else 0.0,
             "mean_accepted": self.accepted / self.target_calls if self.target_calls else 0.0,
+            "replayed": self.replayed,
             "draft_ms": self.draft_s * 1000,
             "verify_ms": self.verify_s * 1000,
         }
@@ -247,6 +252,7 @@ def speculate(
         if unsure:  # proposers re-align from ``generated`` on their next draft
             logits, exact, calls = _replay(model, input_ids, generated, exact, base)
             stats.target_calls += calls - 1  # the loop counts one
+            stats.replayed += calls
             drafts, trusted = [], True
             continue
         unused = len(logits) - matched - 1  # fed tokens whose rows were not used

@@ -13,6 +13,7 @@ import numpy as np
 
 from edgert.cli.options import allow_fallback_option, json_option
 from edgert.errors import InputError
+from edgert.speculation import STAT_KEYS
 
 
 def _read_inputs(path: Path, tail: tuple) -> np.ndarray:
@@ -186,7 +187,7 @@ def _print_stats(report: dict, info: Any) -> None:
         hit = "cache hit" if report["memory_cache_hit"] else "encoded"
         lines.append(f"context {report['context_tokens']} tokens ({hit}, "
                      f"{report['memory_ms']:.1f} ms)")  # fmt: skip
-    for key in ("target_calls", "drafted", "accepted", "acceptance_rate", "mean_accepted"):
+    for key in STAT_KEYS:
         if key in report:
             value = report[key]
             lines.append(f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}")

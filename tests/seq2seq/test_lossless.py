@@ -41,6 +41,7 @@ def test_stats_are_reported(seq2seq_bundles):
         "accepted",
         "acceptance_rate",
         "mean_accepted",
+        "replayed",
         "draft_ms",
         "verify_ms",
     ):

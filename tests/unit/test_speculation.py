@@ -333,6 +333,7 @@ def test_near_ties_after_multi_token_calls_are_decided_on_greedys_own_cache(deco
         got = list(strategy.decode(model, source, options))
         assert (got == reference) is equal
         assert model.length == len(model.wide)
+        assert (strategy.stats["replayed"] > 0) is equal  # recomputed, and reported
 
 
 class PromptNoiseModel(WideNoiseModel):
