@@ -6,7 +6,8 @@ on the sequence lengths. On a small model every node is mostly fixed cost, so th
 are a large share of each call. Here the graphs are written from the model's weights, the
 runtime looks the bias up in per-distance vectors stored with the bundle
 (``edgert.seq2seq_core.PositionBias``), and heads are split with constant-shape reshapes
-(``0`` keeps the batch dimension), so no node computes a shape at run time:
+(``0`` keeps the batch dimension), so no node computes a shape at run time. Q, K and V
+(and, in the encoder, every decoder layer's cross K and V) come from one MatMul each:
 
     encoder:  inputs_embeds [B, S, D], attention_bias [1, H, S, S]   (relative bias + padding)
               -> cross_k_i, cross_v_i [B, H, S, Dh]
