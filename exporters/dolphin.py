@@ -8,6 +8,7 @@ and validates against the PyTorch reference before the bundle is renamed into pl
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from edgert.exporters.pipeline import (
     ExportContext,
     check_output,
     first_graphs,
+    graph_entries,
     overall_precision,
     provenance,
     run_steps_keeping,
@@ -149,28 +151,8 @@ def _manifest(
     d_in, d_out = source.projector.widths
     return {
         "family": "dolphin",
-        "graphs": [
-            {
-                "role": "memory",
-                "file": "memory.onnx",
-                "inputs": names["memory_inputs"],
-                "outputs": names["memory_outputs"],
-            },
-            {
-                "role": "decoder",
-                "file": "decoder.onnx",
-                "inputs": names["decoder_inputs"],
-                "outputs": names["decoder_outputs"],
-            },
-        ],
-        "layout": {
-            "layers": lay.layers,
-            "kv_heads": lay.kv_heads,
-            "head_dim": lay.head_dim,
-            "d_model": lay.d_model,
-            "vocab": lay.vocab,
-            "slots": lay.slots,
-        },
+        "graphs": graph_entries(names, "memory", "decoder"),
+        "layout": dataclasses.asdict(lay),
         "embeddings": {"file": "embeddings.npy"},
         "tokenizer": "tokenizer.json",
         "dolphin": {

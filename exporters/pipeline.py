@@ -162,6 +162,20 @@ def first_graphs(workdir: Path, export: Callable[[Path], dict[str, Path]]) -> di
         raise ExportError(f"{type(exc).__name__}: {exc}", step="torch-to-onnx") from exc
 
 
+def graph_entries(names: dict[str, list[str]], *roles: str) -> list[dict[str, Any]]:
+    """Manifest ``graphs``: ``<role>.onnx`` with the ``<role>_inputs`` / ``<role>_outputs``
+    names of a family's graph contract, for each role."""
+    return [
+        {
+            "role": role,
+            "file": f"{role}.onnx",
+            "inputs": names[f"{role}_inputs"],
+            "outputs": names[f"{role}_outputs"],
+        }
+        for role in roles
+    ]
+
+
 def provenance(source: str, **extra: Any) -> dict[str, Any]:
     """Where a bundle came from: source, export time, host and library versions."""
     import datetime as dt

@@ -9,6 +9,7 @@ PyTorch model before the bundle is renamed into place.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from edgert.exporters.pipeline import (
     ExportContext,
     check_output,
     first_graphs,
+    graph_entries,
     overall_precision,
     provenance,
     run_steps_keeping,
@@ -261,8 +263,6 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
 
 def _texts_from_folder(options: Seq2SeqExport) -> Seq2SeqExport:
     """``validation.txt`` / ``calibration.txt`` next to a local model fill unset options."""
-    import dataclasses
-
     folder = Path(options.source)
     found = {}
     for name, attribute in (
@@ -302,27 +302,8 @@ def _manifest(
     names = (seq2seq_t5.io_names if bias else io_names)(lay.layers)
     return {
         "family": "seq2seq",
-        "graphs": [
-            {
-                "role": "encoder",
-                "file": "encoder.onnx",
-                "inputs": names["encoder_inputs"],
-                "outputs": names["encoder_outputs"],
-            },
-            {
-                "role": "decoder",
-                "file": "decoder.onnx",
-                "inputs": names["decoder_inputs"],
-                "outputs": names["decoder_outputs"],
-            },
-        ],
-        "layout": {
-            "layers": lay.layers,
-            "heads": lay.heads,
-            "head_dim": lay.head_dim,
-            "d_model": lay.d_model,
-            "vocab": lay.vocab,
-        },
+        "graphs": graph_entries(names, "encoder", "decoder"),
+        "layout": dataclasses.asdict(lay),
         "embeddings": {
             role: {"file": f"{name}.npy", "scale": scale} for role, (name, scale) in roles.items()
         },
