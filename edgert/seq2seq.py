@@ -106,15 +106,11 @@ class Seq2SeqModel:
                 np.load(bundle.file(static["bias"]), allow_pickle=False),
             )  # fmt: skip
         else:
-            files = manifest.get("position_bias")
-            bias = (
-                PositionBias(
-                    *(np.load(bundle.file(files[role]), allow_pickle=False)
-                      for role in ("encoder", "decoder"))
-                )
-                if files
-                else None
-            )  # fmt: skip
+            files = manifest.get("position_bias") or {}
+            vectors = {
+                role: np.load(bundle.file(f), allow_pickle=False) for role, f in files.items()
+            }
+            bias = PositionBias(**vectors) if vectors else None
             self.core = Seq2SeqCore(
                 *sessions, (encoder_table, decoder_table), Layout(**manifest["layout"]), start, bias
             )

@@ -89,7 +89,7 @@ def _core(artifacts: dict[str, Artifact], ctx: ExportContext) -> tuple[Any, str]
         )  # fmt: skip
     else:
         vectors = ctx.extra.get("position_bias")
-        bias = PositionBias(vectors["encoder"], vectors["decoder"]) if vectors else None
+        bias = PositionBias(**vectors) if vectors else None
         core = Seq2SeqCore(encoder.session, decoder.session, (enc, dec), sizes, start, bias)
     return core, where
 
