@@ -223,11 +223,11 @@ def speculate(
     logits = start_with(input_ids, drafts) if drafts else model.start(input_ids)
     base = model.length - len(drafts)  # positions the start takes (before any token)
     exact = 0 if drafts else base  # leading positions computed as greedy computes them
-    trusted = not drafts  # whether these rows are exactly greedy's
     while True:
         stats.verify_s += time.perf_counter() - started
         stats.target_calls += 1
         matched, done, unsure = 0, False, False
+        trusted = exact == model.length  # every position behind these rows is greedy's own
         # Row i holds the logits after the i-th fed token: the greedy token there is
         # emitted, and drafting continues while it equals the draft that was fed next.
         for row in logits:
@@ -253,7 +253,7 @@ def speculate(
             logits, exact, calls = _replay(model, input_ids, generated, exact, base)
             stats.target_calls += calls - 1  # the loop counts one
             stats.replayed += calls
-            drafts, trusted = [], True
+            drafts = []
             continue
         unused = len(logits) - matched - 1  # fed tokens whose rows were not used
         if unused:
@@ -264,9 +264,9 @@ def speculate(
         drafts = proposer.propose(generated, room) if room else []
         stats.draft_s += time.perf_counter() - started
         started = time.perf_counter()
-        trusted = not drafts and exact == model.length  # one token on an exact prefix
+        alone = not drafts and exact == model.length  # one token on an exact prefix
         logits = model.step([generated[-1], *drafts])
-        if trusted:
+        if alone:
             exact = model.length
 
 
