@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/cnn.py
 	$(PY) benchmarks/seq2seq.py
 	$(PY) benchmarks/decoding.py
+	$(PY) benchmarks/verify_drift.py
 	$(PY) benchmarks/ofa.py
 	$(PY) benchmarks/dolphin.py
 

@@ -144,6 +144,43 @@ def draft_history(model: Any, decoder: str) -> DraftHistory:
     return histories.setdefault(decoder, DraftHistory())
 
 
+@dataclass(frozen=True)
+class VerifyTolerance:
+    """How far a model's logits may move when positions are computed in multi-token calls.
+
+    The drift is rounding, so it grows with the logits themselves: measured
+    (``benchmarks/verify_drift.py``) on int8 weight-only decoders it stays within 2.6% of a
+    row's largest ``|logit|``, which is 0.19 on the speller but 0.93 on a random T5 v1.1
+    whose logits reach 54. An absolute bound alone would be too loose for one model and
+    too tight for the other, so the bound is the larger of an absolute and a relative one.
+    """
+
+    absolute: float = 0.0
+    relative: float = 0.0  # of the row's largest |logit|
+
+    def of(self, row: np.ndarray, penalty: float = 1.0) -> float:
+        """The bound for one row of raw logits.
+
+        A repetition penalty multiplies or divides scores by ``penalty``, and their drift
+        with them.
+        """
+        bound = self.absolute
+        if self.relative:
+            bound = max(bound, self.relative * max(float(row.max()), -float(row.min())))
+        return bound * max(penalty, 1.0 / penalty)
+
+    def __bool__(self) -> bool:
+        return bool(self.absolute or self.relative)
+
+
+def verify_tolerance(model: Any) -> VerifyTolerance:
+    """The model's ``verify_tolerance`` (a ``VerifyTolerance``, or a float: absolute)."""
+    found = getattr(model, "verify_tolerance", None)
+    if isinstance(found, VerifyTolerance):
+        return found
+    return VerifyTolerance(absolute=float(found or 0.0))
+
+
 STAT_KEYS = ("target_calls", "drafted", "accepted", "acceptance_rate", "mean_accepted", "replayed")
 
 
@@ -201,11 +238,12 @@ def speculate(
     call (the one that also runs the encoder) verifies a draft too: on short outputs that
     first call is a large share of all calls.
 
-    A model may set ``verify_tolerance``: how far its logits can move when positions are
-    computed in multi-token calls instead of one at a time (kernels pick other code paths
-    for other shapes: weight-only int8 with int8 compute rounds some activations
-    differently, which moves the speller's logits by up to ~0.1, in the verified rows and
-    through the cached keys and values in every later one). Greedy decoding computes each
+    A model may set ``verify_tolerance`` (see ``VerifyTolerance``): how far its logits can
+    move when positions are computed in multi-token calls instead of one at a time (kernels
+    pick other code paths for other shapes: weight-only int8 with int8 compute rounds some
+    activations differently, which moves the logits by up to ~2.6% of their largest
+    magnitude, in the verified rows and through the cached keys and values in every later
+    one). Greedy decoding computes each
     position alone, so a row is exact only where every position before it was computed
     that way too. An inexact row whose top two scores are closer than the tolerance is not
     trusted: the positions after the last exact one are computed again one token per call
@@ -215,7 +253,7 @@ def speculate(
     started = time.perf_counter()
     proposer.reset(input_ids)
     start_with = getattr(model, "start_with", None)
-    tolerance = getattr(model, "verify_tolerance", 0.0)
+    tolerance = verify_tolerance(model)
     room = _room(k, options, 0)
     drafts = proposer.propose(generated, room) if start_with and room else []
     stats.draft_s += time.perf_counter() - started
@@ -233,7 +271,11 @@ def speculate(
         for row in logits:
             scores = constrained_view(row, generated, options)
             token = int(np.argmax(scores))
-            if not trusted and tolerance and _near_tie(scores, token, tolerance):
+            if (
+                not trusted
+                and tolerance
+                and _near_tie(scores, token, tolerance.of(row, options.repetition_penalty))
+            ):
                 unsure = True  # decided on greedy's own logits, computed again
                 break
             generated.append(token)

@@ -39,7 +39,11 @@ def train_tokenizer(kind: str, folder: Path) -> None:
     tokenizer.save(str(folder / "tokenizer.json"))
 
 
-def build_model(kind: str):
+# Wide enough that int8 profiles quantize the decoder's MatMuls (min_weight_elements).
+WIDE = {"d_model": 256, "d_kv": 64, "d_ff": 1024}
+
+
+def build_model(kind: str, wide: bool = False):
     """A randomly initialised model of ``kind`` (seeded), vocab ``VOCAB``."""
     import torch
     from transformers import (
@@ -59,6 +63,9 @@ def build_model(kind: str):
     common_bart = {"vocab_size": VOCAB, "d_model": 32, "encoder_layers": 2, "decoder_layers": 2,
                    "encoder_attention_heads": 4, "decoder_attention_heads": 4,
                    "encoder_ffn_dim": 37, "decoder_ffn_dim": 37, "max_position_embeddings": 128}  # fmt: skip
+    if wide:
+        common_t5.update(WIDE)
+        common_bart.update(d_model=256, encoder_ffn_dim=1024, decoder_ffn_dim=1024)
     if kind == "t5":
         return T5ForConditionalGeneration(T5Config(**common_t5))
     if kind == "t5v11":
@@ -89,9 +96,9 @@ def build_model(kind: str):
     raise ValueError(kind)
 
 
-def make_source(kind: str, folder: Path) -> Path:
+def make_source(kind: str, folder: Path, wide: bool = False) -> Path:
     """Save model + tokenizer as a local Hugging Face folder."""
     folder.mkdir(parents=True, exist_ok=True)
-    build_model(kind).save_pretrained(folder)
+    build_model(kind, wide).save_pretrained(folder)
     train_tokenizer(kind, folder)
     return folder

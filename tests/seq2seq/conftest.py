@@ -28,3 +28,18 @@ def seq2seq_bundles(seq2seq_sources, tmp_path_factory):
         export_seq2seq(Seq2SeqExport(source=str(source), out=root / kind), profile, get_catalog())
         bundles[kind] = root / kind
     return bundles
+
+
+@pytest.fixture(scope="session")
+def wide_int8_bundle(tmp_path_factory):
+    """A random T5 v1.1 wide enough to be int8-quantized, whose logits reach ~50."""
+    pytest.importorskip("transformers")
+    import edgert
+    from edgert.catalog import get_catalog
+    from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+
+    root = tmp_path_factory.mktemp("s2s-wide")
+    source = make_source("t5v11", root / "source", wide=True)
+    profile, _ = edgert.resolve_device("x86-avx2-int8")
+    export_seq2seq(Seq2SeqExport(source=str(source), out=root / "int8"), profile, get_catalog())
+    return root / "int8"

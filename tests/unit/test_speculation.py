@@ -18,7 +18,7 @@ from edgert.plugins.decoding.speculative import (
     SpeculativeDecoder,
     SpeculativeOptions,
 )
-from edgert.speculation import FIRST_PAUSE, AdaptiveK
+from edgert.speculation import FIRST_PAUSE, AdaptiveK, VerifyTolerance
 
 
 class TableModel(CountingModel):
@@ -259,6 +259,8 @@ def test_aligner_drafts_corrected_words_and_copies_the_rest():
 class WideNoiseModel(StartingTableModel):
     """Multi-token calls move the logits a little, as other kernels do: near-ties flip."""
 
+    noise = 0.1  # how far a multi-token call moves the near-tie
+
     def __init__(self, tolerance):
         super().__init__(0)
         self.verify_tolerance = tolerance
@@ -273,7 +275,7 @@ class WideNoiseModel(StartingTableModel):
         if len(new_ids) > 1:
             logits = logits.copy()
             for row, token in enumerate(new_ids):
-                logits[row, (token + 2) % self.vocab_size] += 0.1
+                logits[row, (token + 2) % self.vocab_size] += self.noise
         return logits
 
     def start_with(self, input_ids, new_ids):
@@ -313,7 +315,7 @@ class CachedNoiseModel(WideNoiseModel):
         self.wide.extend([len(new_ids) > 1] * len(new_ids))
         for row, token in enumerate(new_ids):
             if any(self.wide[: len(self.wide) - len(new_ids) + row + 1]):
-                logits[row, (token + 2) % self.vocab_size] += 0.1
+                logits[row, (token + 2) % self.vocab_size] += self.noise
         return logits
 
     def rollback(self, length):
@@ -334,6 +336,42 @@ def test_near_ties_after_multi_token_calls_are_decided_on_greedys_own_cache(deco
         assert (got == reference) is equal
         assert model.length == len(model.wide)
         assert (strategy.stats["replayed"] > 0) is equal  # recomputed, and reported
+
+
+class LargeLogitsNoiseModel(CachedNoiseModel):
+    """``CachedNoiseModel`` with logits 100x larger, and so 100x the rounding drift."""
+
+    noise = 10.0
+
+    def __init__(self, tolerance):
+        super().__init__(tolerance)
+        self.table *= 100
+
+
+@pytest.mark.parametrize("decoder", [AggressiveDecoder, LookupDecoder])
+def test_the_near_tie_bound_grows_with_the_logits(decoder):
+    source = [4, 5, 6, 7, 8, 9, 10, 11, 12, 3]
+    reference = greedy(LargeLogitsNoiseModel(0.5), source, max_new_tokens=12)
+    for tolerance, equal in (
+        (VerifyTolerance(absolute=0.5), False),  # an absolute bound that suits small logits
+        (VerifyTolerance(absolute=0.5, relative=0.1), True),  # 10% of 100: the flip is caught
+    ):
+        strategy = decoder()
+        got = list(
+            strategy.decode(
+                LargeLogitsNoiseModel(tolerance), source, strategy.Options(max_new_tokens=12)
+            )
+        )
+        assert (got == reference) is equal
+
+
+def test_verify_tolerance_takes_the_larger_bound_and_scales_with_the_penalty():
+    row = np.array([-30.0, 2.0, 12.0], np.float32)
+    assert VerifyTolerance(absolute=0.5, relative=0.1).of(row) == pytest.approx(3.0)
+    assert VerifyTolerance(absolute=5.0, relative=0.1).of(row) == 5.0
+    assert VerifyTolerance(absolute=0.5, relative=0.1).of(row, penalty=2.0) == pytest.approx(6.0)
+    assert VerifyTolerance(absolute=0.5).of(row, penalty=0.5) == 1.0  # positives double
+    assert not VerifyTolerance()
 
 
 class PromptNoiseModel(WideNoiseModel):
