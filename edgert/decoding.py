@@ -132,16 +132,22 @@ def constrained_view(
     Most positions have no constraint in force, and this runs for every emitted or
     verified token: the copy that ``constrain`` makes is then saved.
     """
-    if (
+    if constraints_idle(options, len(generated)):
+        return logits
+    return constrain(logits, generated, options)
+
+
+def constraints_idle(options: DecodingOptions, produced: int) -> bool:
+    """Whether ``constrain`` leaves the logits as they are at position ``produced`` and at
+    every later one (decoders may then pick all the tokens of a multi-token call at once)."""
+    return (
         options.repetition_penalty == 1.0
         and not options.no_repeat_ngram_size
         and not options.suppress_ids
         and options.forced_first_id is None
         and options.forced_last_id is None
-        and (len(generated) >= options.min_new_tokens or not options.stop_ids)
-    ):
-        return logits
-    return constrain(logits, generated, options)
+        and (produced >= options.min_new_tokens or not options.stop_ids)
+    )
 
 
 def constrained_argmax(

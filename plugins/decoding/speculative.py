@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgert.decoding import DecodingOptions, constrained_view
+from edgert.decoding import DecodingOptions, constrained_view, constraints_idle
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
 from edgert.plugins.decoding.lookup import LookupOptions, NgramLookup
@@ -76,10 +76,11 @@ class DraftProposer:
     source: list[int] = field(default_factory=list)
     fed: list[int] = field(default_factory=list)  # tokens the draft consumed after its start
     history: list[np.ndarray] = field(default_factory=list)  # logits after start / each fed token
+    verdicts: list[tuple[int, bool] | None] = field(default_factory=list)  # see _verdicts
 
     def reset(self, input_ids: Sequence[int]) -> None:
         """Forget the last input; the draft starts lazily, with its first guesses."""
-        self.source, self.fed, self.history = list(input_ids), [], []
+        self.source, self.fed, self.history, self.verdicts = list(input_ids), [], [], []
         if self.guess is not None:
             self.guess.reset(input_ids)
 
@@ -90,7 +91,7 @@ class DraftProposer:
         stops = self.options.stop_ids
         while len(drafts) < k and not (drafts and drafts[-1] in stops):
             if not pending and self.history:
-                token = self._confident(self.history[-1], tokens)
+                token = self._confident(len(self.history) - 1, tokens)
                 if token is None:
                     break
                 drafts.append(token)
@@ -102,9 +103,9 @@ class DraftProposer:
             self._step([*pending, *guesses])
             pending = []
             kept = 0  # guesses the draft agrees with: row i follows the token before guess i
-            rows = self.history[len(self.history) - len(guesses) - 1 :]
-            for row, guess in zip(rows, guesses, strict=False):
-                if len(drafts) == k or self._confident(row, tokens) != guess:
+            first = len(self.history) - len(guesses) - 1
+            for index, guess in enumerate(guesses, first):
+                if len(drafts) == k or self._confident(index, tokens) != guess:
                     break
                 drafts.append(guess)
                 tokens.append(guess)
@@ -123,11 +124,33 @@ class DraftProposer:
         else:
             rows = [*self.draft.start(self.source), *(self.draft.step(new) if new else [])]
         self.fed.extend(new)
+        self.verdicts.extend(self._verdicts(np.asarray(rows), len(self.history)))
         self.history.extend(rows)
 
-    def _confident(self, logits: np.ndarray, tokens: list[int]) -> int | None:
-        """The draft's greedy token, or None when its probability is below ``confidence``."""
-        scores = constrained_view(logits, tokens, self.options)
+    def _verdicts(self, rows: np.ndarray, first: int) -> list[tuple[int, bool] | None]:
+        """(greedy token, confident) for each row, all at once where no constraint is in
+        force from position ``first`` on; None where ``_confident`` decides row by row.
+
+        With input guesses a draft call returns a dozen rows or more, and one vectorized
+        pass over them costs less than a softmax per row.
+        """
+        if not constraints_idle(self.options, first):
+            return [None] * len(rows)
+        tokens = rows.argmax(axis=1)
+        confident = np.ones(len(rows), bool)
+        if self.options.confidence:
+            top = rows[np.arange(len(rows)), tokens]
+            probability = 1.0 / np.exp(rows - top[:, None]).sum(axis=1)
+            confident = probability >= self.options.confidence
+        return list(zip(tokens.tolist(), confident.tolist(), strict=True))
+
+    def _confident(self, index: int, tokens: list[int]) -> int | None:
+        """The draft's greedy token after history row ``index`` (``tokens`` precede it), or
+        None when its probability is below ``confidence``."""
+        verdict = self.verdicts[index]
+        if verdict is not None:
+            return verdict[0] if verdict[1] else None
+        scores = constrained_view(self.history[index], tokens, self.options)
         token = int(np.argmax(scores))
         if self.options.confidence and _top_probability(scores, token) < self.options.confidence:
             return None
@@ -145,7 +168,7 @@ class DraftProposer:
         """Keep the first ``length`` fed tokens in the draft's cache."""
         if length < len(self.fed):
             self.draft.rollback(self.draft.length - (len(self.fed) - length))
-            del self.fed[length:], self.history[length + 1 :]
+            del self.fed[length:], self.history[length + 1 :], self.verdicts[length + 1 :]
 
     def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
         """Nothing to do: ``propose`` re-syncs the draft's cache from ``generated``."""
