@@ -1,7 +1,9 @@
 """Lossless decoding plugins vs greedy, on the embedded speller task and on open-ended text.
 
 One interleaved run: for every input, each decoder runs once, in rotating order, so drift
-on a shared machine hits all of them alike. For each precision (fp32, int8):
+on a shared machine hits all of them alike. The inputs are run ``--passes`` times; each
+pass gives every decoder a rate and a ratio to greedy, and the table shows the medians
+(and the range of the ratio over the passes). For each precision (fp32, int8):
 
 - copy-heavy: >= 200 held-out spelling-correction inputs of the embedded model's task;
 - open-ended: the same inputs through a model of the same shape with random weights, whose
@@ -9,7 +11,7 @@ on a shared machine hits all of them alike. For each precision (fp32, int8):
 
 Every plugin's tokens are compared with greedy's on every input.
 
-    python benchmarks/decoding.py [--inputs 200] [--draft DRAFT_MODEL_DIR] [--out ...]
+    python benchmarks/decoding.py [--inputs 200] [--passes 3] [--draft DRAFT_MODEL_DIR] [--out ...]
 
 ``--draft`` is a Hugging Face folder of a smaller model trained for the same task with the
 same tokenizer; by default the embedded ``zoo:speller-draft``
@@ -70,38 +72,46 @@ def random_copy(source: Path, out: Path) -> Path:
 
 
 def run_case(
-    target: Path, draft: Path | None, inputs: list[str], new_tokens: int
+    target: Path, draft: Path | None, inputs: list[str], new_tokens: int, passes: int
 ) -> dict[str, Any]:
+    """``passes`` interleaved passes over ``inputs``; rates and ratios are per-pass medians."""
     model = edgert.load(target, threads=1)
     decoders = [d for d in DECODERS if d != "speculative" or draft]
     extra = {"speculative": {"draft": str(draft)}} if draft else {}
     for name in decoders:  # warm-up, and load the draft once
         model.generate(inputs[0], decoder=name, max_new_tokens=new_tokens, **extra.get(name, {}))
-    totals = {name: {"tokens": 0, "seconds": 0.0, "identical": 0, "stats": []} for name in decoders}
-    for index, text in enumerate(inputs):
-        order = decoders[index % len(decoders) :] + decoders[: index % len(decoders)]
-        outputs = {}
-        for name in order:
-            started = time.perf_counter()
-            result = model.generate(
-                text, decoder=name, max_new_tokens=new_tokens, **extra.get(name, {})
-            )
-            totals[name]["seconds"] += time.perf_counter() - started
-            totals[name]["tokens"] += len(result.token_ids)
-            totals[name]["stats"].append(result.stats)
-            outputs[name] = result.token_ids
+    totals = {name: {"tokens": 0, "identical": 0, "stats": [], "rates": []} for name in decoders}
+    for _ in range(passes):
+        seconds, tokens = dict.fromkeys(decoders, 0.0), dict.fromkeys(decoders, 0)
+        for index, text in enumerate(inputs):
+            order = decoders[index % len(decoders) :] + decoders[: index % len(decoders)]
+            outputs = {}
+            for name in order:
+                started = time.perf_counter()
+                result = model.generate(
+                    text, decoder=name, max_new_tokens=new_tokens, **extra.get(name, {})
+                )
+                seconds[name] += time.perf_counter() - started
+                tokens[name] += len(result.token_ids)
+                outputs[name] = result.token_ids
+                totals[name]["stats"].append(result.stats)
+            for name in decoders:
+                totals[name]["identical"] += int(outputs[name] == outputs["greedy"])
         for name in decoders:
-            totals[name]["identical"] += int(outputs[name] == outputs["greedy"])
-    greedy_rate = totals["greedy"]["tokens"] / totals["greedy"]["seconds"]
+            totals[name]["rates"].append(tokens[name] / seconds[name])
+            totals[name]["tokens"] += tokens[name]
+    greedy_rates = totals["greedy"]["rates"]
     rows = {}
     for name, t in totals.items():
-        rate = t["tokens"] / t["seconds"]
+        ratios = [rate / base for rate, base in zip(t["rates"], greedy_rates, strict=True)]
         stats = [s for s in t["stats"] if "target_calls" in s]
+        checked = len(inputs) * passes
         rows[name] = {
-            "tokens_per_s": rate,
-            "speedup_vs_greedy": rate / greedy_rate,
-            "identical_to_greedy": f"{t['identical']}/{len(inputs)}",
-            "all_identical": t["identical"] == len(inputs),
+            "tokens_per_s": float(np.median(t["rates"])),
+            "speedup_vs_greedy": float(np.median(ratios)),
+            "speedup_per_pass": ratios,
+            "identical_to_greedy": f"{t['identical']}/{checked}",
+            "all_identical": t["identical"] == checked,
             "acceptance_rate": float(np.mean([s["acceptance_rate"] for s in stats]))
             if stats
             else None,
@@ -119,6 +129,9 @@ def main() -> None:
     parser.add_argument("--inputs", type=int, default=200)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument(
+        "--passes", type=int, default=3, help="interleaved passes (medians: a shared machine)"
+    )
+    parser.add_argument(
         "--draft", type=Path, default=speller_dir("draft"), help="Hugging Face folder of the draft"
     )
     parser.add_argument("--workdir", type=Path, help="keep exports here between runs")
@@ -133,6 +146,7 @@ def main() -> None:
     open_ended = random_copy(source, work / "open-ended-src")
     results: dict[str, Any] = {
         "inputs": len(inputs),
+        "passes": args.passes,
         "new_tokens_cap": args.new_tokens,
         "load_average_before": os.getloadavg(),  # a shared machine: ratios, not absolutes
         "cases": {},
@@ -145,7 +159,7 @@ def main() -> None:
         noise = export(open_ended, work / f"open-ended-{precision}", device)
         for case, bundle in (("copy-heavy", target), ("open-ended", noise)):
             key = f"{case} {precision} ({device})"
-            results["cases"][key] = run_case(bundle, draft, inputs, args.new_tokens)
+            results["cases"][key] = run_case(bundle, draft, inputs, args.new_tokens, args.passes)
             report(key, results["cases"][key])
     results["load_average_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -155,15 +169,15 @@ def main() -> None:
 
 def report(key: str, rows: dict[str, Any]) -> None:
     print(f"\n{key}")
-    print(
-        f"  {'decoder':<12} {'tokens/s':>9} {'x greedy':>9} {'accept':>7} {'tok/call':>8} {'= greedy':>9}"
-    )
+    print(f"  {'decoder':<12} {'tokens/s':>9} {'x greedy':>9} {'range':>11} {'accept':>7} "
+          f"{'tok/call':>8} {'= greedy':>9}")  # fmt: skip
     for name, row in rows.items():
         if "skipped" in row:
             print(f"  {name:<12} skipped: {row['skipped']}")
             continue
         accept = f"{row['acceptance_rate']:.2f}" if row["acceptance_rate"] is not None else "-"
-        print(f"  {name:<12} {row['tokens_per_s']:>9.1f} {row['speedup_vs_greedy']:>9.2f} {accept:>7} "
+        spread = f"{min(row['speedup_per_pass']):.2f}-{max(row['speedup_per_pass']):.2f}"
+        print(f"  {name:<12} {row['tokens_per_s']:>9.1f} {row['speedup_vs_greedy']:>9.2f} {spread:>11} {accept:>7} "
               f"{row['tokens_per_target_call']:>8.2f} {row['identical_to_greedy']:>9}")  # fmt: skip
 
 

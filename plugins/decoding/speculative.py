@@ -76,7 +76,7 @@ class DraftProposer:
     source: list[int] = field(default_factory=list)
     fed: list[int] = field(default_factory=list)  # tokens the draft consumed after its start
     history: list[np.ndarray] = field(default_factory=list)  # logits after start / each fed token
-    verdicts: list[tuple[int, bool] | None] = field(default_factory=list)  # see _verdicts
+    verdicts: list[int | None] = field(default_factory=list)  # see _verdicts
 
     def reset(self, input_ids: Sequence[int]) -> None:
         """Forget the last input; the draft starts lazily, with its first guesses."""
@@ -127,31 +127,24 @@ class DraftProposer:
         self.verdicts.extend(self._verdicts(np.asarray(rows), len(self.history)))
         self.history.extend(rows)
 
-    def _verdicts(self, rows: np.ndarray, first: int) -> list[tuple[int, bool] | None]:
-        """(greedy token, confident) for each row, all at once where no constraint is in
-        force from position ``first`` on; None where ``_confident`` decides row by row.
+    def _verdicts(self, rows: np.ndarray, first: int) -> list[int | None]:
+        """The greedy token after each row, all at once where no constraint is in force
+        from position ``first`` on; None where ``_confident`` constrains row by row.
 
-        With input guesses a draft call returns a dozen rows or more, and one vectorized
-        pass over them costs less than a softmax per row.
+        With input guesses a draft call returns a dozen rows or more, and one argmax over
+        them costs less than one per row. Confidence is left to the rows that are used.
         """
         if not constraints_idle(self.options, first):
             return [None] * len(rows)
-        tokens = rows.argmax(axis=1)
-        confident = np.ones(len(rows), bool)
-        if self.options.confidence:
-            top = rows[np.arange(len(rows)), tokens]
-            probability = 1.0 / np.exp(rows - top[:, None]).sum(axis=1)
-            confident = probability >= self.options.confidence
-        return list(zip(tokens.tolist(), confident.tolist(), strict=True))
+        return rows.argmax(axis=1).tolist()
 
     def _confident(self, index: int, tokens: list[int]) -> int | None:
         """The draft's greedy token after history row ``index`` (``tokens`` precede it), or
         None when its probability is below ``confidence``."""
-        verdict = self.verdicts[index]
-        if verdict is not None:
-            return verdict[0] if verdict[1] else None
-        scores = constrained_view(self.history[index], tokens, self.options)
-        token = int(np.argmax(scores))
+        scores, token = self.history[index], self.verdicts[index]
+        if token is None:
+            scores = constrained_view(scores, tokens, self.options)
+            token = int(np.argmax(scores))
         if self.options.confidence and _top_probability(scores, token) < self.options.confidence:
             return None
         return token
