@@ -165,16 +165,16 @@ class VerifyTolerance:
     absolute: float = 0.0
     relative: float = 0.0  # of the row's largest |logit|
 
-    def of(self, rows: np.ndarray, penalty: float = 1.0) -> Any:
+    def of(self, rows: np.ndarray, penalty: float = 1.0, top: Any = None) -> Any:
         """The bound for a row of raw logits, or one per row of ``(n, vocab)`` logits.
 
-        A repetition penalty multiplies or divides scores by ``penalty``, and their drift
-        with them.
+        ``top``: the rows' maxima where the caller has them (one pass less). A repetition
+        penalty multiplies or divides scores by ``penalty``, and their drift with them.
         """
         bound: Any = self.absolute
         if self.relative:
-            largest = np.maximum(rows.max(axis=-1), -rows.min(axis=-1))
-            bound = np.maximum(bound, self.relative * largest)
+            top = rows.max(axis=-1) if top is None else top
+            bound = np.maximum(bound, self.relative * np.maximum(top, -rows.min(axis=-1)))
         return bound * max(penalty, 1.0 / penalty)
 
     def __bool__(self) -> bool:
@@ -363,7 +363,7 @@ def _choices(
             yield from zip(tokens.tolist(), itertools.repeat(False))
             return
         top = logits[np.arange(len(tokens)), tokens]
-        near = np.count_nonzero(logits > (top - bound.of(logits))[:, None], axis=1) > 1
+        near = np.count_nonzero(logits > (top - bound.of(logits, top=top))[:, None], axis=1) > 1
         yield from zip(tokens.tolist(), near.tolist(), strict=True)
         return
     for row in logits:
