@@ -262,7 +262,7 @@ def speculate(
     proposer.reset(input_ids)
     start_with = getattr(model, "start_with", None)
     tolerance = verify_tolerance(model)
-    room = _room(k, options, 0)
+    room = draft_room(k, options, 0)
     drafts = proposer.propose(generated, room) if start_with and room else []
     stats.draft_s += time.perf_counter() - started
     started = time.perf_counter()
@@ -305,7 +305,7 @@ def speculate(
             model.rollback(model.length - unused)
             exact = min(exact, model.length)
         proposer.accepted(generated, len(drafts), matched)
-        room = _room(k, options, len(generated))
+        room = draft_room(k, options, len(generated))
         drafts = proposer.propose(generated, room) if room else []
         stats.draft_s += time.perf_counter() - started
         started = time.perf_counter()
@@ -380,7 +380,7 @@ def _near_tie(scores: np.ndarray, top: int, tolerance: float) -> bool:
     return int(np.count_nonzero(scores > scores[top] - tolerance)) > 1
 
 
-def _room(k: AdaptiveK, options: DecodingOptions, produced: int) -> int:
+def draft_room(k: AdaptiveK, options: DecodingOptions, produced: int) -> int:
     """Draft length: ``k``, but never past ``max_new_tokens`` (one token comes free)."""
     return max(0, min(k.next(), options.max_new_tokens - produced - 1))
 
@@ -414,7 +414,7 @@ class DraftingDecoder(abc.ABC):
         if not history.hopeful():
             k.idle = LONGEST_PAUSE  # drafts kept failing on this model: start as greedy does
         try:
-            yield from speculate(model, input_ids, options, proposer, k, counters)
+            yield from self.core(model, input_ids, options, proposer, k, counters)
         finally:
             history.update(counters.drafted, counters.accepted)
             self.stats = counters.as_dict()
@@ -422,3 +422,10 @@ class DraftingDecoder(abc.ABC):
     def history_key(self, options: Any) -> str:
         """Which history a generation with ``options`` learns from and adds to."""
         return self.name
+
+    def core(
+        self, model: Any, input_ids: Sequence[int], options: Any, proposer: Proposer,
+        k: AdaptiveK, stats: SpeculationStats,
+    ) -> Iterator[int]:  # fmt: skip
+        """The draft-and-verify loop: ``speculate``, greedy's tokens exactly."""
+        return speculate(model, input_ids, options, proposer, k, stats)

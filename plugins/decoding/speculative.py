@@ -4,29 +4,36 @@ The draft decodes greedily ahead; it stops early when its own top probability fa
 ``confidence`` (SpecDec++-style: a doubtful draft costs a target call for nothing), and
 the maximum draft length grows and shrinks with the running acceptance. The target
 verifies through the shared core, so the tokens are exactly the target's greedy tokens.
+
+With ``sample=True`` the draft samples instead and the standard rejection rule keeps the
+output distributed as sampling from the target (``speculative_sampling``).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from edgert.decoding import DecodingOptions, constrained_view, constraints_idle
+from edgert.decoding import constrained_view, constraints_idle
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
 from edgert.plugins.decoding.lookup import LookupOptions, NgramLookup
-from edgert.speculation import DraftingDecoder
+from edgert.plugins.decoding.sampling import SamplingOptions
+from edgert.plugins.decoding.speculative_sampling import sample_speculatively
+from edgert.speculation import AdaptiveK, DraftingDecoder, SpeculationStats
 
 
 @dataclass(frozen=True)
-class SpeculativeOptions(DecodingOptions):
-    """The draft bundle and how far it may run ahead."""
+class SpeculativeOptions(SamplingOptions):
+    """The draft bundle and how far it may run ahead; ``sample`` for speculative sampling
+    (temperature, top_k, top_p and seed then apply as in ``sampling``)."""
 
     draft: str = ""  # path of the draft model's bundle (required)
+    sample: bool = False  # False: greedy's tokens exactly; True: the target's sampling distribution
     confidence: float = 0.4  # stop drafting below this top probability; 0 = never stop early
     draft_lookup: bool = True  # the draft verifies input n-gram guesses; False = 1 token/call
     draft_tokens: int = 16
@@ -35,6 +42,13 @@ class SpeculativeOptions(DecodingOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        warped = self.temperature != 1.0 or self.top_k or self.top_p != 1.0
+        if not self.sample and (warped or self.seed is not None):
+            raise InputError(
+                "temperature, top_k, top_p and seed apply to speculative sampling only",
+                hint="add sample=true (-O sample=true) to sample; without it speculative "
+                "decoding returns exactly greedy's tokens",
+            )
         if not self.draft:
             raise InputError(
                 "speculative decoding needs a draft model",
@@ -115,6 +129,18 @@ class DraftProposer:
             self._truncate(len(self.fed) - len(guesses) + kept)
         return drafts
 
+    def logits_after(self, generated: Sequence[int]) -> np.ndarray:
+        """The draft's logits for the position after ``generated`` (its cache synced)."""
+        pending = self._sync(generated)
+        if pending or not self.history:
+            self._step(pending)
+        return self.history[-1]
+
+    def feed(self, tokens: Sequence[int]) -> np.ndarray:
+        """Feed ``tokens`` after what the draft has consumed; the logits after the last."""
+        self._step(list(tokens))
+        return self.history[-1]
+
     def _step(self, new: list[int]) -> None:
         """Feed ``new`` to the draft (starting it first if needed); keep the logits."""
         if self.history:
@@ -179,8 +205,8 @@ class SpeculativeDecoder(DraftingDecoder):
     Options: ClassVar[type] = SpeculativeOptions
 
     def history_key(self, options: Any) -> str:
-        """Each draft model pays off (or not) on its own."""
-        return f"{self.name}:{options.draft}"
+        """Each draft model pays off (or not) on its own, and sampling on its own."""
+        return f"{self.name}{'-sampling' if options.sample else ''}:{options.draft}"
 
     def proposer(self, model: Any, options: Any) -> Any:
         """The draft bundle, checked against the target, behind a proposer."""
@@ -188,8 +214,20 @@ class SpeculativeDecoder(DraftingDecoder):
         check_compatible(model, draft, options.draft)
         boundaries = getattr(draft, "word_boundaries", frozenset())
         lexicon = getattr(draft, "lexicon", None)
-        guess = NgramLookup(LookupOptions(), boundaries, lexicon) if options.draft_lookup else None
+        lookup = options.draft_lookup and not options.sample  # guesses are greedy's to check
+        guess = NgramLookup(LookupOptions(), boundaries, lexicon) if lookup else None
         return DraftProposer(draft, options, guess)
+
+    def core(
+        self, model: Any, input_ids: Sequence[int], options: Any, proposer: Any, k: AdaptiveK,
+        stats: SpeculationStats,
+    ) -> Iterator[int]:  # fmt: skip
+        """Greedy's tokens exactly, or with ``sample`` the rejection rule of speculative
+        sampling (``speculative_sampling``)."""
+        if not options.sample:
+            return super().core(model, input_ids, options, proposer, k, stats)
+        rng = np.random.default_rng(options.seed)
+        return sample_speculatively(model, proposer, input_ids, options, k, stats, rng)
 
 
 def check_compatible(target: Any, draft: Any, path: str) -> None:
