@@ -362,8 +362,12 @@ def _choices(
         if bound is None:
             yield from zip(tokens.tolist(), itertools.repeat(False))
             return
-        top = logits[np.arange(len(tokens)), tokens]
-        near = np.count_nonzero(logits > (top - bound.of(logits, top=top))[:, None], axis=1) > 1
+        rows = np.arange(len(tokens))
+        top = logits[rows, tokens]
+        bounds = bound.of(logits, top=top)
+        logits[rows, tokens] = -np.inf  # the runner-up in one pass; the tops are put back
+        near = logits.max(axis=1) > top - bounds
+        logits[rows, tokens] = top
         yield from zip(tokens.tolist(), near.tolist(), strict=True)
         return
     for row in logits:
