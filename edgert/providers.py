@@ -206,6 +206,10 @@ def create_session(
                 " or allow fallback with --allow-fallback (reported)",
             ) from exc
         raise
+    # ONNX Runtime's Python session would otherwise switch to CPU on its own when a
+    # provider fails during a run, and say so only on stdout: the placement reported here
+    # would then be wrong. A provider failure surfaces as an error instead.
+    session.disable_fallback()
     placement = graph_placement(session, catalog)
     active = (
         max(placement, key=placement.get)

@@ -63,6 +63,15 @@ def test_allowed_fallback_is_reported_with_node_counts(tmp_path, fake_catalog):
     assert "1 of 1 nodes run on ort-cpu, not fake-accel" in info.fallback
 
 
+def test_sessions_never_switch_providers_on_their_own(tmp_path, catalog):
+    """ONNX Runtime's Python session falls back to CPU by itself when a provider fails in a
+    run (printing to stdout); edgert's sessions raise instead, so what is reported ran."""
+    from builders import tiny_linear_onnx
+
+    info = create_session(tiny_linear_onnx(tmp_path / "m.onnx"), profile(["ort-cpu"]), catalog)
+    assert info.session._enable_fallback is False
+
+
 def test_cpu_profile_reports_placement_and_no_fallback(tmp_path, catalog):
     from builders import tiny_linear_onnx
 
