@@ -55,7 +55,7 @@ def main(argv: list[str]) -> None:
             outputs[decoder], stats = correct(model, text, decoder)
             calls = stats.get("target_calls", stats.get("new_tokens", 0))
             print(f"   [{stats.get('first_token_ms', 0):.1f} ms first, {stats['total_ms']:.1f} ms, "
-                  f"{calls} decoder calls]")  # fmt: skip
+                  f"{calls} decoder call{'s' if calls != 1 else ''}]")  # fmt: skip
             totals[decoder][0] += stats["total_ms"]
             totals[decoder][1] += stats.get("new_tokens", 0)
         if outputs["greedy"] != outputs["aggressive"]:
