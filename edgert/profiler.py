@@ -36,6 +36,7 @@ class ProfileOptions:
     input_tokens: int = 32  # text models without --text: input length
     new_tokens: int = 32  # text models: tokens generated per run (EOS suppressed)
     decoder: str = "greedy"  # text models: decoding plugin
+    decoder_options: tuple[tuple[str, Any], ...] = ()  # its options (draft, confidence, ...)
     context_tokens: int = 512  # decoder-decoder models: length of the seeded context
 
 
@@ -154,8 +155,8 @@ def _profile_generation(
         vocab = model.core.vocab_size
         ids = [int(t) for t in rng.integers(min(4, vocab - 1), vocab, options.input_tokens - 1)]
         kwargs = {"input_ids": [*ids, *model.defaults["eos_token_ids"][:1]]}
-    kwargs.update(decoder=options.decoder, max_new_tokens=options.new_tokens,
-                  min_new_tokens=options.new_tokens)  # fmt: skip
+    kwargs.update(dict(options.decoder_options), decoder=options.decoder,
+                  max_new_tokens=options.new_tokens, min_new_tokens=options.new_tokens)  # fmt: skip
     cache = getattr(model, "memory_cache", None)
     if cache is not None:  # decoder-decoder: a question about a seeded random context
         kwargs.update(_context_prompt(model, kwargs, options))
@@ -177,6 +178,7 @@ def _profile_generation(
     report = _common(model)
     report.update(
         runs=options.runs, warmup=options.warmup, decoder=options.decoder,
+        decoder_options=dict(options.decoder_options),
         threads=options.threads if options.threads is not None else model.profile.runtime.threads,
         new_tokens=options.new_tokens,
         encoder_placement=model.encoder_info.placement,

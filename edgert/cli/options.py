@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import click
+
+from edgert.errors import InputError
 
 DEVICES_ENV = "EDGERT_DEVICES_PATH"
 
@@ -30,3 +34,24 @@ allow_fallback_option = click.option(
     help="Allow running on a later provider or CPU when the first one cannot; always reported.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+decoder_options_option = click.option(
+    "--option", "-O", "extra", multiple=True, metavar="KEY=VALUE",
+    help="Any decoder option, e.g. -O top_p=0.9 -O repetition_penalty=1.2.",
+)  # fmt: skip
+draft_option = click.option(
+    "--draft", type=click.Path(path_type=Path), help="Text: draft bundle (--decoder speculative)."
+)
+
+
+def decoder_options(extra: tuple[str, ...]) -> dict[str, Any]:
+    """``-O key=value`` pairs; values are JSON where they parse (numbers, true, lists)."""
+    options = {}
+    for item in extra:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"-O expects KEY=VALUE, got {item!r}", hint="e.g. -O top_p=0.9")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from edgert.cli.options import allow_fallback_option, json_option
+from edgert.cli.options import (
+    allow_fallback_option,
+    decoder_options,
+    decoder_options_option,
+    draft_option,
+    json_option,
+)
 
 
 @click.command()
@@ -38,6 +44,8 @@ from edgert.cli.options import allow_fallback_option, json_option
 @click.option(
     "--decoder", default="greedy", show_default=True, help="Text models: decoding plugin."
 )
+@draft_option
+@decoder_options_option
 @click.option(
     "--context-tokens",
     default=512,
@@ -50,8 +58,8 @@ from edgert.cli.options import allow_fallback_option, json_option
 @click.option("--output", type=click.Path(path_type=Path), help="Also write the JSON report here.")
 @allow_fallback_option
 @json_option
-def profile(bundle: Path, runs, warmup, batch, text, input_tokens, new_tokens, decoder,
-            context_tokens, device, threads, output, allow_fallback, as_json) -> None:  # fmt: skip
+def profile(bundle: Path, runs, warmup, batch, text, input_tokens, new_tokens, decoder, draft,
+            extra, context_tokens, device, threads, output, allow_fallback, as_json) -> None:  # fmt: skip
     """Profile BUNDLE: load time, latency percentiles, throughput, peak RSS, placement.
 
     Text models report time to first token, per-token p50/p90/p99, tokens/s and the
@@ -62,6 +70,7 @@ def profile(bundle: Path, runs, warmup, batch, text, input_tokens, new_tokens, d
       edgert profile digits-bundle
       edgert profile digits-npu --runs 50 --json --output npu.json
       edgert profile speller-bundle --decoder aggressive --text "teh cat sat in teh garden"
+      edgert profile speller-bundle --decoder speculative --draft speller-draft -O confidence=0.2
     """
     from rich.console import Console
     from rich.progress import Progress
@@ -70,12 +79,14 @@ def profile(bundle: Path, runs, warmup, batch, text, input_tokens, new_tokens, d
     from edgert.optimum_folder import is_optimum_folder
     from edgert.profiler import ProfileOptions, profile_bundle
 
+    chosen = decoder_options(extra) | ({"draft": str(draft)} if draft else {})
     text_model = is_optimum_folder(bundle) or open_bundle(bundle, verify=False).family != "cnn"
     runs = runs or (10 if text_model else 100)
     warmup = warmup if warmup is not None else (2 if text_model else 10)
     options = ProfileOptions(runs=runs, warmup=warmup, batch=batch, device=device, threads=threads,
                              allow_fallback=allow_fallback, text=text, input_tokens=input_tokens,
                              new_tokens=new_tokens, decoder=decoder,
+                             decoder_options=tuple(chosen.items()),
                              context_tokens=context_tokens)  # fmt: skip
     console = Console(stderr=True)
     long_run = runs >= (20 if text_model else 200)
@@ -122,7 +133,7 @@ def _print(report: dict) -> None:
         ]
     else:
         rows += [
-            ("decoder", report["decoder"]),
+            ("decoder", _decoder(report)),
             ("first token p50 / p90 / p99", _ms(report["first_token_ms"])),
             ("per token p50 / p90 / p99", _ms(report["per_token_ms"])),
             ("tokens/s", f"{report['tokens_per_s']:.1f} ({report['new_tokens']} tokens per run)"),
@@ -136,3 +147,10 @@ def _print(report: dict) -> None:
     for key, value in rows:
         table.add_row(key, value)
     Console().print(table)
+
+
+def _decoder(report: dict) -> str:
+    """The decoder and the options it was given, e.g. ``speculative (draft=d, sample=True)``."""
+    chosen = report.get("decoder_options") or {}
+    details = ", ".join(f"{key}={value}" for key, value in chosen.items())
+    return f"{report['decoder']} ({details})" if details else report["decoder"]

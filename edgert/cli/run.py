@@ -11,7 +11,13 @@ from typing import Any
 import click
 import numpy as np
 
-from edgert.cli.options import allow_fallback_option, json_option
+from edgert.cli.options import (
+    allow_fallback_option,
+    decoder_options,
+    decoder_options_option,
+    draft_option,
+    json_option,
+)
 from edgert.errors import InputError
 from edgert.speculation import STAT_KEYS
 
@@ -39,14 +45,6 @@ def _read_inputs(path: Path, tail: tuple) -> np.ndarray:
     return pixels[None, None] if channels == 1 else pixels.transpose(2, 0, 1)[None]
 
 
-def _value(text: str) -> Any:
-    """``-O key=value`` values: JSON when it parses (numbers, true, lists), else a string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.argument("text", required=False)
@@ -58,13 +56,10 @@ def _value(text: str) -> Any:
 @click.option("--num-beams", type=int, help="Text: beams (with --decoder beam).")
 @click.option("--temperature", type=float, help="Text: sampling temperature.")
 @click.option("--seed", type=int, help="Text: sampling seed.")
-@click.option(
-    "--draft", type=click.Path(path_type=Path), help="Text: draft bundle (--decoder speculative)."
-)
+@draft_option
 @click.option("--stop", multiple=True, help="Text: stop at this string (repeatable).")
 @click.option("--truncate", is_flag=True, help="Text: cut inputs longer than the profile allows.")
-@click.option("--option", "-O", "extra", multiple=True, metavar="KEY=VALUE",
-              help="Any decoder option, e.g. -O top_p=0.9 -O repetition_penalty=1.2.")  # fmt: skip
+@decoder_options_option
 @click.option(
     "--context",
     "context_path",
@@ -113,11 +108,7 @@ def run(bundle: Path, text: str | None, input_path: Path | None, top_k: int, dec
     options = {k: v for k, v in (("max_new_tokens", max_new_tokens), ("num_beams", num_beams),
                                  ("temperature", temperature), ("seed", seed),
                                  ("draft", str(draft) if draft else None)) if v is not None}  # fmt: skip
-    for item in extra:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InputError(f"-O expects KEY=VALUE, got {item!r}", hint="e.g. -O top_p=0.9")
-        options[key.strip()] = _value(value)
+    options.update(decoder_options(extra))
     if model.bundle.family == "dolphin":
         if context_path is None:
             raise InputError(

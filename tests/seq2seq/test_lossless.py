@@ -123,6 +123,19 @@ def test_profile_reports_generation_latency_and_decoder_stats(seq2seq_bundles, c
     assert report["encoder_placement"] == {"ort-cpu": report["encoder_placement"]["ort-cpu"]}
 
 
+def test_profile_takes_a_draft_and_decoder_options(seq2seq_bundles, capsys):
+    import json
+
+    from edgert.cli import main
+
+    bundle = str(seq2seq_bundles["t5v11"])
+    main(["profile", bundle, "--runs", "2", "--warmup", "0", "--new-tokens", "6", "--decoder",
+          "speculative", "--draft", bundle, "-O", "confidence=0", "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert report["decoder_options"] == {"confidence": 0, "draft": bundle}
+    assert report["decoder_stats"]["acceptance_rate"] == 1.0  # the draft is the target
+
+
 def test_run_prints_stats(seq2seq_bundles, capsys):
     from edgert.cli import main
 
