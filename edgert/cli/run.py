@@ -90,6 +90,8 @@ def run(bundle: Path, text: str | None, input_path: Path | None, top_k: int, dec
       edgert run speller-bundle "some text" --decoder beam --num-beams 4
       edgert run speller-bundle "teh cat" --decoder aggressive --stats
       edgert run speller-bundle "teh cat" --decoder speculative --draft speller-draft
+      edgert run speller-bundle "teh cat" --decoder speculative --draft speller-draft \\
+          -O sample=true --temperature 0.8 --seed 1
       echo "some text" | edgert run speller-bundle - --decoder sampling --seed 1
       edgert run qa-bundle "Who wrote the report?" --context report.txt --stats
     """
