@@ -156,7 +156,7 @@ class VerifyTolerance:
     """How far a model's logits may move when positions are computed in multi-token calls.
 
     The drift is rounding, so it grows with the logits themselves: measured
-    (``benchmarks/verify_drift.py``) on int8 weight-only decoders it stays within 2.6% of a
+    (``benchmarks/verify_drift.py``) on int8 weight-only decoders it stays within 2.5% of a
     row's largest ``|logit|``, which is 0.19 on the speller but 0.93 on a random T5 v1.1
     whose logits reach 54. An absolute bound alone would be too loose for one model and
     too tight for the other, so the bound is the larger of an absolute and a relative one.
@@ -249,7 +249,7 @@ def speculate(
     A model may set ``verify_tolerance`` (see ``VerifyTolerance``): how far its logits can
     move when positions are computed in multi-token calls instead of one at a time (kernels
     pick other code paths for other shapes: weight-only int8 with int8 compute rounds some
-    activations differently, which moves the logits by up to ~2.6% of their largest
+    activations differently, which moves the logits by up to ~2.5% of their largest
     magnitude, in the verified rows and through the cached keys and values in every later
     one). Greedy decoding computes each position alone, so a row is exact only where every
     position before it was computed that way too. An inexact row whose top two scores are
