@@ -18,20 +18,29 @@ ZOO = resources.files("edgert.exporters.zoo") / "speller"
 DECODERS = ("aggressive", "lookup", "speculative")
 
 
-@pytest.fixture(scope="module")
-def speller(tmp_path_factory):
-    """fp32 bundles of the speller and of its draft, and held-out noisy inputs."""
+def export_speller(root, device: str, inputs: int):
+    """Bundles of the speller and of its draft for ``device``, and held-out noisy inputs."""
     from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
     from edgert.exporters.zoo.speller.data import heldout_pairs
 
-    root = tmp_path_factory.mktemp("speller")
-    profile, _ = edgert.resolve_device("cpu-generic")
+    profile, _ = edgert.resolve_device(device)
     for name in ("model", "draft"):
         export_seq2seq(
             Seq2SeqExport(source=str(ZOO / name), out=root / name), profile, get_catalog()
         )
-    inputs = [noisy for noisy, _ in heldout_pairs(16, seed=99)]
-    return edgert.load(root / "model"), root, inputs
+    texts = [noisy for noisy, _ in heldout_pairs(inputs, seed=99)]
+    return edgert.load(root / "model", threads=1), root, texts
+
+
+@pytest.fixture(scope="module")
+def speller(tmp_path_factory):
+    return export_speller(tmp_path_factory.mktemp("speller"), "cpu-generic", 16)
+
+
+@pytest.fixture(scope="module")
+def speller_int8(tmp_path_factory):
+    """int8 (weight-only decoder): multi-token calls round differently, near-ties replay."""
+    return export_speller(tmp_path_factory.mktemp("speller-int8"), "x86-avx2-int8", 48)
 
 
 def test_the_draft_shares_the_speller_tokenizer_byte_for_byte():
@@ -41,8 +50,9 @@ def test_the_draft_shares_the_speller_tokenizer_byte_for_byte():
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
-def test_identical_to_greedy_on_held_out_inputs(decoder, speller):
-    model, root, inputs = speller
+@pytest.mark.parametrize("bundles", ["speller", "speller_int8"])
+def test_identical_to_greedy_on_held_out_inputs(decoder, bundles, request):
+    model, root, inputs = request.getfixturevalue(bundles)
     extra = {"draft": str(root / "draft")} if decoder == "speculative" else {}
     tokens = calls = 0
     for text in inputs:
