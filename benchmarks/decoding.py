@@ -9,7 +9,10 @@ pass gives every decoder a rate and a ratio to greedy, and the table shows the m
 - open-ended: the same inputs through a model of the same shape with random weights, whose
   output does not copy its input (drafts fail: this measures the cost of trying).
 
-Every plugin's tokens are compared with greedy's on every input.
+Every plugin's tokens are compared with greedy's on every input. With a draft, speculative
+sampling (``sample=True``) is also timed against plain sampling (input i sampled with seed
+i by both; the outputs differ, their distributions do not: see
+``tests/unit/test_speculative_sampling.py``); ``--no-sampling`` skips that.
 
     python benchmarks/decoding.py [--inputs 200] [--passes 3] [--draft DRAFT_MODEL_DIR] [--out ...]
 
@@ -75,46 +78,57 @@ def random_copy(source: Path, out: Path) -> Path:
 
 
 def run_case(
-    target: Path, draft: Path | None, inputs: list[str], new_tokens: int, passes: int
-) -> dict[str, Any]:
-    """``passes`` interleaved passes over ``inputs``; rates and ratios are per-pass medians."""
+    target: Path, contenders: dict[str, tuple[str, dict[str, Any]]], inputs: list[str],
+    new_tokens: int, passes: int, exact: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """``passes`` interleaved passes over ``inputs``; rates and ratios are per-pass medians.
+
+    ``contenders``: name -> (decoder, options); the first is the baseline. ``exact``: every
+    contender must emit the baseline's tokens (lossless decoders vs greedy); otherwise
+    (sampling) input ``i`` is sampled with seed ``i`` and nothing is compared.
+    """
     model = edgert.load(target, threads=1)
-    decoders = [d for d in DECODERS if d != "speculative" or draft]
-    extra = {"speculative": {"draft": str(draft)}} if draft else {}
-    for name in decoders:  # warm-up, and load the draft once
-        model.generate(inputs[0], decoder=name, max_new_tokens=new_tokens, **extra.get(name, {}))
-    totals = {name: {"tokens": 0, "identical": 0, "stats": [], "rates": []} for name in decoders}
+    names = list(contenders)
+    baseline = names[0]
+
+    def generate(name: str, text: str, index: int) -> Any:
+        decoder, options = contenders[name]
+        seeded = {} if exact else {"seed": index}
+        return model.generate(text, decoder=decoder, max_new_tokens=new_tokens, **options, **seeded)
+
+    for name in names:  # warm-up, and load the draft once
+        generate(name, inputs[0], 0)
+    totals = {name: {"tokens": 0, "identical": 0, "stats": [], "rates": []} for name in names}
     for _ in range(passes):
-        seconds, tokens = dict.fromkeys(decoders, 0.0), dict.fromkeys(decoders, 0)
+        seconds, tokens = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0)
         for index, text in enumerate(inputs):
-            order = decoders[index % len(decoders) :] + decoders[: index % len(decoders)]
+            order = names[index % len(names) :] + names[: index % len(names)]
             outputs = {}
             for name in order:
                 started = time.perf_counter()
-                result = model.generate(
-                    text, decoder=name, max_new_tokens=new_tokens, **extra.get(name, {})
-                )
+                result = generate(name, text, index)
                 seconds[name] += time.perf_counter() - started
                 tokens[name] += len(result.token_ids)
                 outputs[name] = result.token_ids
                 totals[name]["stats"].append(result.stats)
-            for name in decoders:
-                totals[name]["identical"] += int(outputs[name] == outputs["greedy"])
-        for name in decoders:
+            for name in names:
+                totals[name]["identical"] += int(outputs[name] == outputs[baseline])
+        for name in names:
             totals[name]["rates"].append(tokens[name] / seconds[name])
             totals[name]["tokens"] += tokens[name]
-    greedy_rates = totals["greedy"]["rates"]
+    base_rates = totals[baseline]["rates"]
     rows = {}
     for name, t in totals.items():
-        ratios = [rate / base for rate, base in zip(t["rates"], greedy_rates, strict=True)]
+        ratios = [rate / base for rate, base in zip(t["rates"], base_rates, strict=True)]
         stats = [s for s in t["stats"] if "target_calls" in s]
         checked = len(inputs) * passes
         rows[name] = {
             "tokens_per_s": float(np.median(t["rates"])),
-            "speedup_vs_greedy": float(np.median(ratios)),
+            "baseline": baseline,
+            "speedup": float(np.median(ratios)),
             "speedup_per_pass": ratios,
-            "identical_to_greedy": f"{t['identical']}/{checked}",
-            "all_identical": t["identical"] == checked,
+            "identical_to_baseline": f"{t['identical']}/{checked}" if exact else None,
+            "all_identical": t["identical"] == checked if exact else None,
             "acceptance_rate": float(np.mean([s["acceptance_rate"] for s in stats]))
             if stats
             else None,
@@ -122,9 +136,23 @@ def run_case(
                 t["tokens"] / sum(s["target_calls"] for s in stats) if stats else 1.0
             ),
         }
-    if not draft:
-        rows["speculative"] = {"skipped": "no draft model (train one: speller.train --draft)"}
     return rows
+
+
+def lossless(draft: Path | None) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Greedy first, then every lossless decoder (speculative only with a draft)."""
+    contenders = {name: (name, {}) for name in DECODERS if name != "speculative"}
+    if draft:
+        contenders["speculative"] = ("speculative", {"draft": str(draft)})
+    return contenders
+
+
+def sampling(draft: Path) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Plain sampling first, then speculative sampling with the draft."""
+    return {
+        "sampling": ("sampling", {}),
+        "spec. sampling": ("speculative", {"draft": str(draft), "sample": True}),
+    }
 
 
 def main() -> None:
@@ -140,6 +168,10 @@ def main() -> None:
     parser.add_argument(
         "--draft-device", default="int8", help="int8 (default), match (the target's), or a profile"
     )
+    parser.add_argument(
+        "--no-sampling", dest="sampling", action="store_false",
+        help="skip speculative sampling vs plain sampling",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, help="keep exports here between runs")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/decoding.json"))
     args = parser.parse_args()
@@ -166,11 +198,22 @@ def main() -> None:
                 args.draft_device, args.draft_device
             )
             draft = export(args.draft, work / f"draft-{draft_device}", draft_device)
+        else:
+            results["speculative"] = "skipped: no draft model (train one: speller.train --draft)"
+            print(results["speculative"])
         noise = export(open_ended, work / f"open-ended-{precision}", device)
         for case, bundle in (("copy-heavy", target), ("open-ended", noise)):
             key = f"{case} {precision} ({device})"
-            results["cases"][key] = run_case(bundle, draft, inputs, args.new_tokens, args.passes)
+            results["cases"][key] = run_case(
+                bundle, lossless(draft), inputs, args.new_tokens, args.passes
+            )
             report(key, results["cases"][key])
+            if draft and args.sampling:
+                key = f"{case} {precision} ({device}), sampling"
+                results["cases"][key] = run_case(
+                    bundle, sampling(draft), inputs, args.new_tokens, args.passes, exact=False
+                )
+                report(key, results["cases"][key])
     results["load_average_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
@@ -178,17 +221,16 @@ def main() -> None:
 
 
 def report(key: str, rows: dict[str, Any]) -> None:
+    baseline = next(iter(rows))
     print(f"\n{key}")
-    print(f"  {'decoder':<12} {'tokens/s':>9} {'x greedy':>9} {'range':>11} {'accept':>7} "
-          f"{'tok/call':>8} {'= greedy':>9}")  # fmt: skip
+    print(f"  {'decoder':<15} {'tokens/s':>9} {'x ' + baseline:>10} {'range':>11} {'accept':>7} "
+          f"{'tok/call':>8} {'= ' + baseline:>10}")  # fmt: skip
     for name, row in rows.items():
-        if "skipped" in row:
-            print(f"  {name:<12} skipped: {row['skipped']}")
-            continue
         accept = f"{row['acceptance_rate']:.2f}" if row["acceptance_rate"] is not None else "-"
         spread = f"{min(row['speedup_per_pass']):.2f}-{max(row['speedup_per_pass']):.2f}"
-        print(f"  {name:<12} {row['tokens_per_s']:>9.1f} {row['speedup_vs_greedy']:>9.2f} {spread:>11} {accept:>7} "
-              f"{row['tokens_per_target_call']:>8.2f} {row['identical_to_greedy']:>9}")  # fmt: skip
+        same = row["identical_to_baseline"] or "-"
+        print(f"  {name:<15} {row['tokens_per_s']:>9.1f} {row['speedup']:>10.2f} {spread:>11} "
+              f"{accept:>7} {row['tokens_per_target_call']:>8.2f} {same:>10}")  # fmt: skip
 
 
 if __name__ == "__main__":
