@@ -365,9 +365,10 @@ def _choices(
         rows = np.arange(len(tokens))
         top = logits[rows, tokens]
         bounds = bound.of(logits, top=top)
-        logits[rows, tokens] = -np.inf  # the runner-up in one pass; the tops are put back
-        near = logits.max(axis=1) > top - bounds
-        logits[rows, tokens] = top
+        others = logits if logits.flags.writeable else logits.copy()
+        others[rows, tokens] = -np.inf  # the runner-up in one pass; the tops are put back
+        near = others.max(axis=1) > top - bounds
+        others[rows, tokens] = top
         yield from zip(tokens.tolist(), near.tolist(), strict=True)
         return
     for row in logits:

@@ -365,6 +365,19 @@ def test_the_near_tie_bound_grows_with_the_logits(decoder):
         assert (got == reference) is equal
 
 
+def test_read_only_logits_are_verified_and_left_as_they_are():
+    from edgert.speculation import _choices
+
+    logits = np.array([[1.0, 3.0, 2.95], [4.0, 0.0, 1.0]], np.float32)
+    logits.flags.writeable = False
+    options = AggressiveOptions()
+    got = list(_choices(logits, [], options, VerifyTolerance(absolute=0.1)))
+    assert got == [(1, True), (0, False)]  # 2.95 is within 0.1 of 3.0
+    writable = logits.copy()
+    assert list(_choices(writable, [], options, VerifyTolerance(absolute=0.1))) == got
+    assert np.array_equal(writable, logits)  # the tops were put back
+
+
 def test_verify_tolerance_takes_the_larger_bound_and_scales_with_the_penalty():
     row = np.array([-30.0, 2.0, 12.0], np.float32)
     assert VerifyTolerance(absolute=0.5, relative=0.1).of(row) == pytest.approx(3.0)
