@@ -12,7 +12,7 @@ output distributed as sampling from the target (``speculative_sampling``).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -129,17 +129,48 @@ class DraftProposer:
             self._truncate(len(self.fed) - len(guesses) + kept)
         return drafts
 
-    def logits_after(self, generated: Sequence[int]) -> np.ndarray:
-        """The draft's logits for the position after ``generated`` (its cache synced)."""
-        pending = self._sync(generated)
-        if pending or not self.history:
-            self._step(pending)
-        return self.history[-1]
+    def sample(
+        self, generated: Sequence[int], k: int, draw: Callable[..., tuple[int, Any] | None]
+    ) -> tuple[list[int], list[Any]]:
+        """Up to ``k`` tokens drawn from the draft after ``generated``, and what ``draw``
+        returned with each (the distribution it drew from).
 
-    def feed(self, tokens: Sequence[int]) -> np.ndarray:
-        """Feed ``tokens`` after what the draft has consumed; the logits after the last."""
-        self._step(list(tokens))
-        return self.history[-1]
+        ``draw(logits, history, guess)`` draws one token after ``history`` from the draft's
+        ``logits``, trying ``guess`` (or None) first so that the draw stays exact, or
+        returns None to stop drafting. With ``guess`` set, the input's n-gram guesses are
+        fed with the draft's tokens, and every row a kept guess leaves is used without
+        another draft call, as ``propose`` does for greedy drafts.
+        """
+        tokens = list(generated)
+        pending = self._sync(generated)  # accepted tokens the draft has not consumed yet
+        drafts: list[int] = []
+        extras: list[Any] = []
+        while len(drafts) < k:
+            guesses = self.guess.propose(tokens, k - len(drafts)) if self.guess else []
+            if pending or guesses or not self.history:
+                self._step([*pending, *guesses])
+            pending, kept = [], 0
+            first = len(self.history) - len(guesses) - 1
+            for index in range(first, len(self.history)):
+                guess = guesses[index - first] if index - first < len(guesses) else None
+                drawn = draw(self.history[index], tokens, guess)
+                if drawn is None:
+                    break
+                token, extra = drawn
+                drafts.append(token)
+                extras.append(extra)
+                tokens.append(token)
+                if token != guess:
+                    pending = [token]  # fed with the next guesses
+                    break
+                kept += 1
+                if len(drafts) == k or token in self.options.stop_ids:
+                    break
+            self._truncate(len(self.fed) - len(guesses) + kept)
+            done = not pending or len(drafts) == k or tokens[-1] in self.options.stop_ids
+            if done:
+                break
+        return drafts, extras
 
     def _step(self, new: list[int]) -> None:
         """Feed ``new`` to the draft (starting it first if needed); keep the logits."""
@@ -214,8 +245,7 @@ class SpeculativeDecoder(DraftingDecoder):
         check_compatible(model, draft, options.draft)
         boundaries = getattr(draft, "word_boundaries", frozenset())
         lexicon = getattr(draft, "lexicon", None)
-        lookup = options.draft_lookup and not options.sample  # guesses are greedy's to check
-        guess = NgramLookup(LookupOptions(), boundaries, lexicon) if lookup else None
+        guess = NgramLookup(LookupOptions(), boundaries, lexicon) if options.draft_lookup else None
         return DraftProposer(draft, options, guess)
 
     def core(

@@ -31,7 +31,7 @@ def sample_speculatively(
     model: StepModel, proposer: Any, input_ids: Sequence[int], options: Any, k: AdaptiveK,
     stats: SpeculationStats, rng: np.random.Generator,
 ) -> Iterator[int]:  # fmt: skip
-    """Sampled tokens; ``proposer`` keeps the draft's cache (``logits_after``, ``feed``)."""
+    """Sampled tokens; ``proposer`` (a ``DraftProposer``) keeps the draft's cache and draws."""
     generated: list[int] = []
     proposer.reset(input_ids)
     room = draft_room(k, options, 0)
@@ -65,21 +65,31 @@ def _draft(
     Stops early where the draft's top probability is below ``confidence``: such a token is
     likely rejected, and every token after it with it.
     """
-    logits = proposer.logits_after(generated)
-    tokens: list[int] = []
-    dists: list[np.ndarray] = []
-    while True:
-        history = [*generated, *tokens]
+
+    def draw(logits: np.ndarray, history: list[int], guess: int | None) -> Any:
         q = warp(constrain(logits, history, options), options)
         if options.confidence and q.max() < options.confidence:
-            break
-        token = int(rng.choice(q.size, p=q))
-        tokens.append(token)
-        dists.append(q)
-        if len(tokens) == room or finished(token, [*history, token], options):
-            break
-        logits = proposer.feed([token])
-    return tokens, dists
+            return None
+        return _draw(q, guess, rng), q
+
+    return proposer.sample(generated, room, draw)
+
+
+def _draw(q: np.ndarray, guess: int | None, rng: np.random.Generator) -> int:
+    """A draw from ``q`` that is ``guess`` with probability q[guess].
+
+    The guess (an n-gram of the input) is kept with probability q[guess], else a token is
+    drawn from q without it: each token still comes out with probability q[token], and a
+    kept guess was already fed to the draft, so its next row costs no call.
+    """
+    if guess is None:
+        return int(rng.choice(q.size, p=q))
+    if rng.random() < q[guess]:
+        return guess
+    rest = q.copy()
+    rest[guess] = 0.0
+    total = rest.sum()
+    return int(rng.choice(q.size, p=rest / total)) if total > 0 else guess
 
 
 def _target_rows(

@@ -12,6 +12,7 @@ import pytest
 from edgert.decoding import constrain
 from edgert.errors import InputError
 from edgert.plugins.decoding import speculative
+from edgert.plugins.decoding.lookup import LookupOptions, NgramLookup
 from edgert.plugins.decoding.sampling import warp
 from edgert.plugins.decoding.speculative import DraftProposer, SpeculativeOptions
 from edgert.plugins.decoding.speculative_sampling import sample_speculatively
@@ -79,10 +80,11 @@ def critical(df: int) -> float:
     return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
 
 
-def speculative_outputs(target, draft, options, runs: int) -> Counter:
+def speculative_outputs(target, draft, options, runs: int, guesses: bool = False) -> Counter:
     outputs = Counter()
     for seed in range(runs):
-        proposer = DraftProposer(draft, options)
+        guess = NgramLookup(LookupOptions()) if guesses else None  # input n-grams, tried first
+        proposer = DraftProposer(draft, options, guess)
         k = AdaptiveK(options.draft_tokens, options.min_draft_tokens, options.max_draft_tokens)
         rng = np.random.default_rng(seed)
         stats = SpeculationStats()
@@ -92,20 +94,22 @@ def speculative_outputs(target, draft, options, runs: int) -> Counter:
 
 
 CASES = [
-    ({"max_new_tokens": 3}, 3),  # every output possible
-    ({"max_new_tokens": 3, "temperature": 0.7, "top_k": 2}, 3),  # some outputs impossible
-    ({"max_new_tokens": 2, "top_p": 0.8, "repetition_penalty": 1.3}, 4),
+    ({"max_new_tokens": 3}, 3, False),  # every output possible
+    ({"max_new_tokens": 3}, 3, True),  # the draft tries the input's n-grams first
+    ({"max_new_tokens": 3, "temperature": 0.7, "top_k": 2}, 3, True),  # some impossible
+    ({"max_new_tokens": 2, "top_p": 0.8, "repetition_penalty": 1.3}, 4, False),
 ]
 
 
-@pytest.mark.parametrize(("extra", "vocab"), CASES)
-def test_outputs_follow_the_targets_distribution(extra, vocab):
+@pytest.mark.parametrize(("extra", "vocab", "guesses"), CASES)
+def test_outputs_follow_the_targets_distribution(extra, vocab, guesses):
     target, draft = PairTableModel(0, vocab), PairTableModel(1, vocab)  # q differs from p
     options = SpeculativeOptions(draft="draft", sample=True, confidence=0.0, draft_tokens=2,
                                  max_draft_tokens=2, **extra)  # fmt: skip
     probs = exact(target, options, options.max_new_tokens)
     runs = 6000
-    statistic, df = pearson(speculative_outputs(target, draft, options, runs), probs, runs)
+    outputs = speculative_outputs(target, draft, options, runs, guesses)
+    statistic, df = pearson(outputs, probs, runs)
     assert statistic < critical(df)
     # The test tells the draft's distribution apart from the target's: drafts kept
     # without the rejection rule would fail it.
@@ -115,12 +119,14 @@ def test_outputs_follow_the_targets_distribution(extra, vocab):
     assert pearson(drafts_kept, probs, runs)[0] > critical(df)
 
 
-def test_a_draft_equal_to_the_target_keeps_every_draft():
-    model, options = (
-        PairTableModel(0, 3),
-        SpeculativeOptions(draft="d", sample=True, confidence=0.0),
-    )
-    proposer = DraftProposer(PairTableModel(0, 3), options)
+@pytest.mark.parametrize("guesses", [False, True])
+def test_a_draft_equal_to_the_target_keeps_every_draft(guesses):
+    """Also proves the draft's cache right: a draft that drew after a wrong history would
+    not draw from the target's distribution, and drafts would be rejected."""
+    model = PairTableModel(0, 3)
+    options = SpeculativeOptions(draft="d", sample=True, confidence=0.0)
+    guess = NgramLookup(LookupOptions()) if guesses else None  # the input's n-grams first
+    proposer = DraftProposer(PairTableModel(0, 3), options, guess)
     stats, k = SpeculationStats(), AdaptiveK(4, 1, 8)
     out = list(
         sample_speculatively(model, proposer, SOURCE, options, k, stats, np.random.default_rng(0))
