@@ -43,15 +43,21 @@ draft_option = click.option(
 )
 
 
-def decoder_options(extra: tuple[str, ...]) -> dict[str, Any]:
-    """``-O key=value`` pairs; values are JSON where they parse (numbers, true, lists)."""
+def decoder_options(extra: tuple[str, ...], reserved: dict[str, str]) -> dict[str, Any]:
+    """``-O key=value`` pairs; values are JSON where they parse (numbers, true, lists).
+
+    ``reserved``: keys the command sets itself -> the flag to use instead.
+    """
     options = {}
     for item in extra:
         key, sep, value = item.partition("=")
+        key = key.strip()
         if not sep:
             raise InputError(f"-O expects KEY=VALUE, got {item!r}", hint="e.g. -O top_p=0.9")
+        if key in reserved:
+            raise InputError(f"-O {key}=... is set by the command", hint=f"use {reserved[key]}")
         try:
-            options[key.strip()] = json.loads(value)
+            options[key] = json.loads(value)
         except json.JSONDecodeError:
-            options[key.strip()] = value
+            options[key] = value
     return options

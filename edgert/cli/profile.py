@@ -15,6 +15,12 @@ from edgert.cli.options import (
     json_option,
 )
 
+# Generation settings that profile sets from its own flags.
+RESERVED = {"decoder": "--decoder", "max_new_tokens": "--new-tokens",
+            "min_new_tokens": "--new-tokens (EOS is suppressed until then)",
+            "text": "--text", "input_ids": "--text or --input-tokens",
+            "context": "--context-tokens"}  # fmt: skip
+
 
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
@@ -79,7 +85,7 @@ def profile(bundle: Path, runs, warmup, batch, text, input_tokens, new_tokens, d
     from edgert.optimum_folder import is_optimum_folder
     from edgert.profiler import ProfileOptions, profile_bundle
 
-    chosen = decoder_options(extra) | ({"draft": str(draft)} if draft else {})
+    chosen = ({"draft": str(draft)} if draft else {}) | decoder_options(extra, RESERVED)
     text_model = is_optimum_folder(bundle) or open_bundle(bundle, verify=False).family != "cnn"
     runs = runs or (10 if text_model else 100)
     warmup = warmup if warmup is not None else (2 if text_model else 10)

@@ -45,6 +45,12 @@ def _read_inputs(path: Path, tail: tuple) -> np.ndarray:
     return pixels[None, None] if channels == 1 else pixels.transpose(2, 0, 1)[None]
 
 
+# generate() arguments that run sets from its own flags, not decoder options.
+RESERVED = {"decoder": "--decoder", "stop": "--stop", "truncate": "--truncate",
+            "text": "the TEXT argument", "input_ids": "the TEXT argument",
+            "context": "--context", "context_policy": "--context-policy"}  # fmt: skip
+
+
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.argument("text", required=False)
@@ -110,7 +116,7 @@ def run(bundle: Path, text: str | None, input_path: Path | None, top_k: int, dec
     options = {k: v for k, v in (("max_new_tokens", max_new_tokens), ("num_beams", num_beams),
                                  ("temperature", temperature), ("seed", seed),
                                  ("draft", str(draft) if draft else None)) if v is not None}  # fmt: skip
-    options.update(decoder_options(extra))
+    options.update(decoder_options(extra, RESERVED))
     if model.bundle.family == "dolphin":
         if context_path is None:
             raise InputError(

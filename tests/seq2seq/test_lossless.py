@@ -136,6 +136,21 @@ def test_profile_takes_a_draft_and_decoder_options(seq2seq_bundles, capsys):
     assert report["decoder_stats"]["acceptance_rate"] == 1.0  # the draft is the target
 
 
+@pytest.mark.parametrize(
+    ("command", "option", "flag"),
+    [("run", "decoder=beam", "--decoder"), ("profile", "max_new_tokens=3", "--new-tokens")],
+)
+def test_options_the_command_sets_itself_are_refused_with_the_flag(
+    command, option, flag, seq2seq_bundles, capsys
+):
+    from test_cli import run
+
+    argv = [command, str(seq2seq_bundles["t5"]), *(["some text"] if command == "run" else [])]
+    code, _, err = run(capsys, *argv, "-O", option)
+    assert code != 0
+    assert "is set by the command" in err and flag in err
+
+
 def test_run_prints_stats(seq2seq_bundles, capsys):
     from edgert.cli import main
 
