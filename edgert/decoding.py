@@ -137,6 +137,32 @@ def constrained_view(
     return constrain(logits, generated, options)
 
 
+def position_only(options: DecodingOptions, produced: int) -> bool:
+    """Whether the constraints at position ``produced`` and later depend on the position
+    alone (suppressed ids, stop ids before ``min_new_tokens``), not on the tokens before
+    it: then the rows of a multi-token call are constrained at once (``constrain_rows``)."""
+    return (
+        options.repetition_penalty == 1.0
+        and not options.no_repeat_ngram_size
+        and (options.forced_first_id is None or produced > 0)
+        and options.forced_last_id is None
+    )
+
+
+def constrain_rows(logits: np.ndarray, produced: int, options: DecodingOptions) -> np.ndarray:
+    """``constrain`` for every row where ``position_only`` holds (row i is position
+    ``produced + i``): ``logits`` itself when nothing is masked, else a masked copy."""
+    early = max(0, min(len(logits), options.min_new_tokens - produced)) if options.stop_ids else 0
+    if not early and not options.suppress_ids:
+        return logits
+    out = np.array(logits, dtype=np.float32, copy=True)
+    if early:
+        out[:early, list(options.stop_ids)] = -np.inf
+    if options.suppress_ids:
+        out[:, list(options.suppress_ids)] = -np.inf
+    return out
+
+
 def constraints_idle(options: DecodingOptions, produced: int) -> bool:
     """Whether ``constrain`` leaves the logits as they are at position ``produced`` and at
     every later one (decoders may then pick all the tokens of a multi-token call at once)."""

@@ -22,9 +22,10 @@ import numpy as np
 from edgert.decoding import (
     DecodingOptions,
     StepModel,
+    constrain_rows,
     constrained_view,
-    constraints_idle,
     finished,
+    position_only,
 )
 from edgert.errors import InputError
 
@@ -77,6 +78,7 @@ class AdaptiveK:
     pause: int = FIRST_PAUSE  # length of the next pause
     idle: int = 0  # target calls left in the current pause
     missed: bool = False  # the last draft had nothing accepted
+    declines: int = 0  # empty drafts that cost a draft call (see ``declined``)
 
     def next(self) -> int:
         """Draft length for the coming target call (0 while paused)."""
@@ -100,6 +102,14 @@ class AdaptiveK:
             if self.k == self.low or lost:
                 self.idle, self.pause = self.pause, min(LONGEST_PAUSE, self.pause * 4)
             self.k = self.low if lost else max(self.low, self.k // 2)
+
+    def declined(self) -> None:
+        """A draft came back empty. From a copy that is free, and nothing changes; a draft
+        model spent a call to find its first token doubtful, which is a miss: on text where
+        the draft is never sure, drafting pauses instead of costing a call per token."""
+        if not self.patient:
+            self.declines += 1
+            self.update(1, 0)
 
 
 COLD_RATE = 0.1  # acceptance below this over recent generations: start without drafting
@@ -174,7 +184,11 @@ class VerifyTolerance:
         bound: Any = self.absolute
         if self.relative:
             top = rows.max(axis=-1) if top is None else top
-            bound = np.maximum(bound, self.relative * np.maximum(top, -rows.min(axis=-1)))
+            low = rows.min(axis=-1)
+            if not np.all(np.isfinite(low)):  # masked (-inf) entries say nothing of the scale
+                low = np.where(np.isfinite(rows), rows, np.inf).min(axis=-1)
+                low = np.where(np.isfinite(low), low, 0.0)
+            bound = np.maximum(bound, self.relative * np.maximum(top, -low))
         return bound * max(penalty, 1.0 / penalty)
 
     def __bool__(self) -> bool:
@@ -264,6 +278,8 @@ def speculate(
     tolerance = verify_tolerance(model)
     room = draft_room(k, options, 0)
     drafts = proposer.propose(generated, room) if start_with and room else []
+    if start_with and room and not drafts:
+        k.declined()
     stats.draft_s += time.perf_counter() - started
     started = time.perf_counter()
     logits = start_with(input_ids, drafts) if drafts else model.start(input_ids)
@@ -307,6 +323,8 @@ def speculate(
         proposer.accepted(generated, len(drafts), matched)
         room = draft_room(k, options, len(generated))
         drafts = proposer.propose(generated, room) if room else []
+        if room and not drafts:
+            k.declined()
         stats.draft_s += time.perf_counter() - started
         started = time.perf_counter()
         alone = not drafts and exact == model.length  # one token on an exact prefix
@@ -354,18 +372,20 @@ def _choices(
     ``bound`` (None: rows are exact). The caller appends each token to ``generated``
     before asking for the next row, whose constraints may depend on it.
 
-    Where no constraint is in force all rows are decided at once: a call verifies a dozen
+    Where the constraints depend on the position alone (none at all, suppressed ids, stop
+    ids before ``min_new_tokens``) all rows are decided at once: a call verifies a dozen
     rows, and one vectorized pass costs less than a dozen small ones.
     """
-    if constraints_idle(options, len(generated)):
-        tokens = logits.argmax(axis=1)
+    if position_only(options, len(generated)):
+        scores = constrain_rows(logits, len(generated), options)
+        tokens = scores.argmax(axis=1)
         if bound is None:
             yield from zip(tokens.tolist(), itertools.repeat(False))
             return
         rows = np.arange(len(tokens))
-        top = logits[rows, tokens]
-        bounds = bound.of(logits, top=top)
-        others = logits if logits.flags.writeable else logits.copy()
+        top = scores[rows, tokens]
+        bounds = bound.of(logits, top=top if scores is logits else None)  # of the raw logits
+        others = scores if scores is not logits or logits.flags.writeable else logits.copy()
         others[rows, tokens] = -np.inf  # the runner-up in one pass; the tops are put back
         near = others.max(axis=1) > top - bounds
         others[rows, tokens] = top
@@ -421,7 +441,7 @@ class DraftingDecoder(abc.ABC):
         try:
             yield from self.core(model, input_ids, options, proposer, k, counters)
         finally:
-            history.update(counters.drafted, counters.accepted)
+            history.update(counters.drafted + k.declines, counters.accepted)
             self.stats = counters.as_dict()
 
     def history_key(self, options: Any) -> str:

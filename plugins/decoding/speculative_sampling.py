@@ -38,6 +38,8 @@ def sample_speculatively(
     while True:
         started = time.perf_counter()
         drafts, q = _draft(proposer, generated, room, options, rng) if room else ([], [])
+        if room and not drafts:
+            k.declined()
         stats.draft_s += time.perf_counter() - started
         started = time.perf_counter()
         rows = _target_rows(model, input_ids, generated, drafts, stats)

@@ -378,6 +378,35 @@ def test_read_only_logits_are_verified_and_left_as_they_are():
     assert np.array_equal(writable, logits)  # the tops were put back
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_rows_decided_at_once_match_rows_decided_one_by_one(seed):
+    """The vectorized path of ``_choices`` (suppressed ids, stop ids before min_new_tokens)
+    against constraining and checking each row on its own."""
+    from edgert.decoding import constrained_view
+    from edgert.speculation import _choices, _near_tie
+
+    rng = np.random.default_rng(seed)
+    logits = np.round(rng.standard_normal((6, 9)) * 3, 1).astype(np.float32)  # ties happen
+    options = GreedyOptions(
+        max_new_tokens=20, min_new_tokens=int(rng.integers(0, 6)), stop_ids=(1, 2),
+        suppress_ids=tuple(int(i) for i in rng.choice(9, int(rng.integers(0, 3)), replace=False)),
+    )  # fmt: skip
+    generated = [int(t) for t in rng.integers(3, 9, int(rng.integers(0, 4)))]
+    bound = VerifyTolerance(absolute=0.2, relative=0.05)
+    expected, history = [], list(generated)
+    for row in logits:
+        scores = constrained_view(row, history, options)
+        token = int(np.argmax(scores))
+        expected.append((token, _near_tie(scores, token, bound.of(row))))
+        history.append(token)
+    history = list(generated)
+    for (token, near), want in zip(
+        _choices(logits, history, options, bound), expected, strict=True
+    ):
+        assert (token, near) == want
+        history.append(token)
+
+
 def test_verify_tolerance_takes_the_larger_bound_and_scales_with_the_penalty():
     row = np.array([-30.0, 2.0, 12.0], np.float32)
     assert VerifyTolerance(absolute=0.5, relative=0.1).of(row) == pytest.approx(3.0)
@@ -385,6 +414,10 @@ def test_verify_tolerance_takes_the_larger_bound_and_scales_with_the_penalty():
     assert VerifyTolerance(absolute=0.5, relative=0.1).of(row, penalty=2.0) == pytest.approx(6.0)
     assert VerifyTolerance(absolute=0.5).of(row, penalty=0.5) == 1.0  # positives double
     assert not VerifyTolerance()
+    masked = np.array([[-np.inf, 2.0, 12.0], [-np.inf, -np.inf, 1.0]], np.float32)
+    assert VerifyTolerance(absolute=0.5, relative=0.1).of(masked).tolist() == pytest.approx(
+        [1.2, 0.5]
+    )  # masked entries are no scale
 
 
 class PromptNoiseModel(WideNoiseModel):

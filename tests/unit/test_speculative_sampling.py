@@ -151,3 +151,36 @@ def test_the_decoder_dispatches_on_sample(monkeypatch):
     first = list(decoder.decode(target, SOURCE, options))
     assert first == list(decoder.decode(target, SOURCE, options))  # seeded
     assert decoder.stats["target_calls"] >= 1 and "drafted" in decoder.stats
+
+
+class CountingDraft(PairTableModel):
+    """Counts the draft's calls."""
+
+    calls = 0
+
+    def start(self, input_ids):
+        self.calls += 1
+        return super().start(input_ids)
+
+    def step(self, new_ids):
+        self.calls += 1
+        return super().step(new_ids)
+
+
+@pytest.mark.parametrize("sample", [False, True])
+def test_a_draft_that_is_never_sure_stops_costing_a_call_per_token(sample, monkeypatch):
+    """Below ``confidence`` the draft drafts nothing, but its call is spent: counted as a
+    miss, so drafting pauses (within the generation and, once cold, across them)."""
+    target, draft = PairTableModel(0, 3), CountingDraft(1, 3, scale=0.05)  # flat: never sure
+    monkeypatch.setattr(speculative, "load_draft", lambda path: draft)
+    decoder = speculative.SpeculativeDecoder()
+    extra = {"sample": True, "seed": 1} if sample else {}
+    options = SpeculativeOptions(draft="d", max_new_tokens=40, **extra)
+    out = list(decoder.decode(target, SOURCE, options))
+    assert len(out) == 40 and decoder.stats["drafted"] == 0
+    assert draft.calls <= 6  # one per pause (4, 16, 64 calls), not one per token
+    for _ in range(3):  # the history goes cold: later generations start paused
+        list(decoder.decode(target, SOURCE, options))
+    before = draft.calls
+    list(decoder.decode(target, SOURCE, options))
+    assert draft.calls == before
