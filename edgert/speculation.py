@@ -105,11 +105,15 @@ class AdaptiveK:
 
     def declined(self) -> None:
         """A draft came back empty. From a copy that is free, and nothing changes; a draft
-        model spent a call to find its first token doubtful, which is a miss: on text where
-        the draft is never sure, drafting pauses instead of costing a call per token."""
-        if not self.patient:
-            self.declines += 1
+        model spent a call to find its first token doubtful. Once, that is a doubtful spot
+        (a typo); right after another miss it is text where the draft is never sure, and
+        drafting pauses instead of costing a call per token."""
+        if self.patient:
+            return
+        self.declines += 1
+        if self.missed:
             self.update(1, 0)
+        self.missed = True
 
 
 COLD_RATE = 0.1  # acceptance below this over recent generations: start without drafting
@@ -376,7 +380,7 @@ def _choices(
     ids before ``min_new_tokens``) all rows are decided at once: a call verifies a dozen
     rows, and one vectorized pass costs less than a dozen small ones.
     """
-    if position_only(options, len(generated)):
+    if len(logits) > 1 and position_only(options, len(generated)):
         scores = constrain_rows(logits, len(generated), options)
         tokens = scores.argmax(axis=1)
         if bound is None:
@@ -391,9 +395,9 @@ def _choices(
         others[rows, tokens] = top
         yield from zip(tokens.tolist(), near.tolist(), strict=True)
         return
-    for row in logits:
+    for row in logits:  # one row (a call without drafts) or constraints on the history
         scores = constrained_view(row, generated, options)
-        token = int(np.argmax(scores))
+        token = int(scores.argmax())
         near_tie = bound is not None and _near_tie(
             scores, token, bound.of(row, options.repetition_penalty)
         )
