@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgert.decoding import constrained_view, constraints_idle
+from edgert.decoding import constrained_view
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
 from edgert.plugins.decoding.lookup import LookupOptions, NgramLookup
@@ -90,67 +90,41 @@ class DraftProposer:
     source: list[int] = field(default_factory=list)
     fed: list[int] = field(default_factory=list)  # tokens the draft consumed after its start
     history: list[np.ndarray] = field(default_factory=list)  # logits after start / each fed token
-    verdicts: list[int | None] = field(default_factory=list)  # see _verdicts
 
     def reset(self, input_ids: Sequence[int]) -> None:
         """Forget the last input; the draft starts lazily, with its first guesses."""
-        self.source, self.fed, self.history, self.verdicts = list(input_ids), [], [], []
+        self.source, self.fed, self.history = list(input_ids), [], []
         if self.guess is not None:
             self.guess.reset(input_ids)
 
     def propose(self, generated: Sequence[int], k: int) -> list[int]:
-        tokens = list(generated)
-        pending = self._sync(generated)  # accepted tokens the draft has not consumed yet
-        drafts: list[int] = []
-        stops = self.options.stop_ids
-        while len(drafts) < k and not (drafts and drafts[-1] in stops):
-            if not pending and self.history:
-                token = self._confident(len(self.history) - 1, tokens)
-                if token is None:
-                    break
-                drafts.append(token)
-                tokens.append(token)
-                if len(drafts) == k or token in stops:
-                    break
-                pending = [token]
-            guesses = self.guess.propose(tokens, k - len(drafts)) if self.guess else []
-            self._step([*pending, *guesses])
-            pending = []
-            kept = 0  # guesses the draft agrees with: row i follows the token before guess i
-            first = len(self.history) - len(guesses) - 1
-            for index, guess in enumerate(guesses, first):
-                if len(drafts) == k or self._confident(index, tokens) != guess:
-                    break
-                drafts.append(guess)
-                tokens.append(guess)
-                kept += 1
-                if guess in stops:
-                    break
-            self._truncate(len(self.fed) - len(guesses) + kept)
-        return drafts
+        """The draft's greedy tokens after ``generated``, cut at the first doubtful one."""
+        return self.sample(generated, k, self._greedy)[0]
 
     def sample(
         self, generated: Sequence[int], k: int, draw: Callable[..., tuple[int, Any] | None]
     ) -> tuple[list[int], list[Any]]:
         """Up to ``k`` tokens drawn from the draft after ``generated``, and what ``draw``
-        returned with each (the distribution it drew from).
+        returned with each (for sampling: the distribution it drew from).
 
         ``draw(logits, history, guess)`` draws one token after ``history`` from the draft's
-        ``logits``, trying ``guess`` (or None) first so that the draw stays exact, or
+        ``logits``, trying ``guess`` (or None) first so that a sampled draw stays exact, or
         returns None to stop drafting. With ``guess`` set, the input's n-gram guesses are
-        fed with the draft's tokens, and every row a kept guess leaves is used without
-        another draft call, as ``propose`` does for greedy drafts.
+        fed after each drawn token, and every row a kept guess leaves is drawn from without
+        another draft call.
         """
         tokens = list(generated)
         pending = self._sync(generated)  # accepted tokens the draft has not consumed yet
         drafts: list[int] = []
         extras: list[Any] = []
+        stops = self.options.stop_ids
         while len(drafts) < k:
-            guesses = self.guess.propose(tokens, k - len(drafts)) if self.guess else []
-            if pending or guesses or not self.history:
+            guesses: list[int] = []
+            if pending or not self.history:  # else the next row is already there
+                guesses = self.guess.propose(tokens, k - len(drafts)) if self.guess else []
                 self._step([*pending, *guesses])
             pending, kept = [], 0
-            first = len(self.history) - len(guesses) - 1
+            first = len(self.history) - len(guesses) - 1  # row i follows the token before guess i
             for index in range(first, len(self.history)):
                 guess = guesses[index - first] if index - first < len(guesses) else None
                 drawn = draw(self.history[index], tokens, guess)
@@ -164,11 +138,10 @@ class DraftProposer:
                     pending = [token]  # fed with the next guesses
                     break
                 kept += 1
-                if len(drafts) == k or token in self.options.stop_ids:
+                if len(drafts) == k or token in stops:
                     break
             self._truncate(len(self.fed) - len(guesses) + kept)
-            done = not pending or len(drafts) == k or tokens[-1] in self.options.stop_ids
-            if done:
+            if not pending or len(drafts) == k or tokens[-1] in stops:
                 break
         return drafts, extras
 
@@ -181,30 +154,18 @@ class DraftProposer:
         else:
             rows = [*self.draft.start(self.source), *(self.draft.step(new) if new else [])]
         self.fed.extend(new)
-        self.verdicts.extend(self._verdicts(np.asarray(rows), len(self.history)))
         self.history.extend(rows)
 
-    def _verdicts(self, rows: np.ndarray, first: int) -> list[int | None]:
-        """The greedy token after each row, all at once where no constraint is in force
-        from position ``first`` on; None where ``_confident`` constrains row by row.
-
-        With input guesses a draft call returns a dozen rows or more, and one argmax over
-        them costs less than one per row. Confidence is left to the rows that are used.
-        """
-        if not constraints_idle(self.options, first):
-            return [None] * len(rows)
-        return rows.argmax(axis=1).tolist()
-
-    def _confident(self, index: int, tokens: list[int]) -> int | None:
-        """The draft's greedy token after history row ``index`` (``tokens`` precede it), or
-        None when its probability is below ``confidence``."""
-        scores, token = self.history[index], self.verdicts[index]
-        if token is None:
-            scores = constrained_view(scores, tokens, self.options)
-            token = int(np.argmax(scores))
+    def _greedy(
+        self, logits: np.ndarray, tokens: list[int], guess: int | None
+    ) -> tuple[int, None] | None:
+        """The draft's greedy token after ``tokens``, or None when its probability is below
+        ``confidence`` (a greedy draw needs no guess to stay exact)."""
+        scores = constrained_view(logits, tokens, self.options)
+        token = int(scores.argmax())
         if self.options.confidence and _top_probability(scores, token) < self.options.confidence:
             return None
-        return token
+        return token, None
 
     def _sync(self, generated: Sequence[int]) -> list[int]:
         """Roll the draft back to what it shares with ``generated``; return the rest."""
@@ -218,7 +179,7 @@ class DraftProposer:
         """Keep the first ``length`` fed tokens in the draft's cache."""
         if length < len(self.fed):
             self.draft.rollback(self.draft.length - (len(self.fed) - length))
-            del self.fed[length:], self.history[length + 1 :], self.verdicts[length + 1 :]
+            del self.fed[length:], self.history[length + 1 :]
 
     def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
         """Nothing to do: ``propose`` re-syncs the draft's cache from ``generated``."""
