@@ -280,10 +280,10 @@ def speculate(
     proposer.reset(input_ids)
     start_with = getattr(model, "start_with", None)
     tolerance = verify_tolerance(model)
-    room = draft_room(k, options, 0)
-    drafts = proposer.propose(generated, room) if start_with and room else []
-    if start_with and room and not drafts:
-        k.declined()
+    if start_with:
+        drafts = _propose(proposer, generated, k, options)
+    else:  # the first call cannot verify a draft; it still counts against a pause
+        drafts, _ = [], k.next()
     stats.draft_s += time.perf_counter() - started
     started = time.perf_counter()
     logits = start_with(input_ids, drafts) if drafts else model.start(input_ids)
@@ -325,16 +325,24 @@ def speculate(
             model.rollback(model.length - unused)
             exact = min(exact, model.length)
         proposer.accepted(generated, len(drafts), matched)
-        room = draft_room(k, options, len(generated))
-        drafts = proposer.propose(generated, room) if room else []
-        if room and not drafts:
-            k.declined()
+        drafts = _propose(proposer, generated, k, options)
         stats.draft_s += time.perf_counter() - started
         started = time.perf_counter()
         alone = not drafts and exact == model.length  # one token on an exact prefix
         logits = model.step([generated[-1], *drafts])
         if alone:
             exact = model.length
+
+
+def _propose(
+    proposer: Proposer, generated: list[int], k: AdaptiveK, options: DecodingOptions
+) -> list[int]:
+    """The next draft (none while drafting pauses); an empty one is ``k.declined``."""
+    room = draft_room(k, options, len(generated))
+    drafts = proposer.propose(generated, room) if room else []
+    if room and not drafts:
+        k.declined()
+    return drafts
 
 
 def _replay(
