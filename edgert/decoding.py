@@ -165,13 +165,10 @@ def constrain_rows(logits: np.ndarray, produced: int, options: DecodingOptions) 
 
 def constraints_idle(options: DecodingOptions, produced: int) -> bool:
     """Whether ``constrain`` leaves the logits as they are at position ``produced`` and at
-    every later one (decoders may then pick all the tokens of a multi-token call at once)."""
+    every later one: position-only constraints with nothing left to mask."""
     return (
-        options.repetition_penalty == 1.0
-        and not options.no_repeat_ngram_size
+        position_only(options, produced)
         and not options.suppress_ids
-        and options.forced_first_id is None
-        and options.forced_last_id is None
         and (produced >= options.min_new_tokens or not options.stop_ids)
     )
 
