@@ -11,6 +11,12 @@ Lookup is a symmetric-delete index: a word is filed under itself and each string
 one deleted character leaves, and a misspelt word is looked up the same way. That finds
 every word one drop, insertion, substitution or swap of adjacent letters away, in a few
 dictionary lookups instead of a scan of the vocabulary.
+
+Several words are often one edit away ("ber": "her", "bear", "beer"). They are ranked
+the way spell checkers order suggestions (Hunspell tries keyboard neighbours, swapped,
+extra and forgotten letters before arbitrary ones): first the edits typing slips make, a
+forgotten letter, two letters swapped, a doubled letter or a key next to the right one,
+then any other; the most frequent word (lowest id) within a rank.
 """
 
 from __future__ import annotations
@@ -21,7 +27,11 @@ from functools import cached_property
 from typing import Any
 
 SPACE_MARKS = frozenset("ĠĊĉ▁")  # a leading space or break inside byte-level/SentencePiece tokens
-MIN_LETTERS = 3  # shorter words have too many neighbours to guess from
+MIN_LETTERS = 3  # shorter words have too many neighbours to guess from, so they are not
+# corrections; a two-letter typo still finds the three-letter word it forgot a letter of
+MIN_TYPO_LETTERS = 2  # ("te": "the"), since words are filed under their one-letter deletions
+KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")  # QWERTY, rows staggered by half a key
+_KEYS = {key: (row, i) for row, keys in enumerate(KEYBOARD_ROWS) for i, key in enumerate(keys)}
 KNOWN_WORDS = 65536  # looked-up input words remembered (a few MB at most)
 
 
@@ -65,18 +75,20 @@ class Lexicon:
         """The whole-word token nearest to the word spelt by ``pieces``, if it is not one.
 
         None when the pieces already spell a whole word, are not all letters, are too
-        short, or no word is one edit away; on a tie the most frequent (lowest id) wins.
+        short, or no word is one edit away. Typing slips first (``_slip``), then the most
+        frequent word (lowest id).
         """
         key = tuple(pieces)
         if key in self._known:  # input words repeat across requests: look each up once
             return self._known[key]
         text = "".join(self.texts.get(i, "") for i in pieces)
-        if len(text) < MIN_LETTERS or not text.isalpha() or text in self.words:
+        if len(text) < MIN_TYPO_LETTERS or not text.isalpha() or text in self.words:
             found = None
         else:
             candidates = {w for k in (text, *_deletions(text)) for w in self._index.get(k, ())}
             near = [w for w in candidates if _one_edit(text, w)]
-            found = min((self.words[w] for w in near), default=None)
+            ranked = ((_slip(text, w), self.words[w]) for w in near)
+            found = min(ranked, default=(None, None))[1]
         if len(self._known) < KNOWN_WORDS:
             self._known[key] = found
         return found
@@ -110,6 +122,31 @@ def corrected(source: Sequence[int], fixes: dict[int, tuple[int, int]]) -> list[
 
 def _deletions(word: str) -> Iterable[str]:
     return (word[:i] + word[i + 1 :] for i in range(len(word)))
+
+
+def _slip(typo: str, word: str) -> int:
+    """0 when ``typo`` is ``word`` with a typing slip (a forgotten letter, two letters
+    swapped, a letter doubled, a key next to the right one), else 1 (one edit apart)."""
+    start = 0
+    while start < min(len(typo), len(word)) and typo[start] == word[start]:
+        start += 1
+    if len(typo) < len(word):  # a forgotten letter
+        return 0
+    if len(typo) > len(word):  # an extra letter at ``start``: doubled, or a neighbour's slip
+        extra = typo[start]
+        nearby = typo[start - 1 : start] + typo[start + 1 : start + 2]
+        return 0 if any(c == extra or _adjacent(c, extra) for c in nearby) else 1
+    if typo[start + 1 : start + 2] == word[start : start + 1]:  # swapped letters
+        return 0
+    return 0 if _adjacent(typo[start], word[start]) else 1
+
+
+def _adjacent(a: str, b: str) -> bool:
+    """Whether keys ``a`` and ``b`` touch on a QWERTY keyboard."""
+    if a not in _KEYS or b not in _KEYS or a == b:
+        return False
+    (ra, ia), (rb, ib) = _KEYS[a], _KEYS[b]
+    return abs(ra - rb) <= 1 and abs((ib - ia) + 0.5 * (rb - ra)) <= 1
 
 
 def _one_edit(a: str, b: str) -> bool:
