@@ -25,8 +25,10 @@ class StepModel(Protocol):
     Optional, looked up with ``getattr`` by the decoders that can use it:
     ``start_with(input_ids, new_ids)`` is ``start`` followed by ``step(new_ids)`` in one
     decoder call, returning the logits after the start token and after each new id (lossless
-    decoders verify a first draft in the call that starts decoding); ``multi_token_step =
-    False`` marks a model whose ``step`` runs one decoder call per token.
+    decoders verify a first draft in the call that starts decoding); ``prepare(input_ids)``
+    does the part of ``start_with`` that needs no new ids (encoding the input), so that it
+    can run while a draft model drafts them; ``multi_token_step = False`` marks a model
+    whose ``step`` runs one decoder call per token.
     """
 
     vocab_size: int

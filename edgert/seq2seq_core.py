@@ -102,10 +102,12 @@ class Seq2SeqCore:
         self._feed: dict[str, np.ndarray] = {}
         self._past: list[np.ndarray] = []
         self._length = 0
+        self._prepared: tuple[int, ...] | None = None  # input encoded by ``prepare``
 
     # --- encoding ---------------------------------------------------------------------
     def encode(self, input_ids: Sequence[int], batch: int = 1) -> None:
         """Run the encoder once; the cross K/V are reused by every decoder step."""
+        self._prepared = None
         ids = np.asarray(input_ids, dtype=np.int64)[None]
         if ids.shape[1] == 0:
             raise InputError("the input is empty after tokenization", hint="pass some text")
@@ -137,8 +139,16 @@ class Seq2SeqCore:
 
     def start_with(self, input_ids: Sequence[int], new_ids: Sequence[int]) -> np.ndarray:
         """``start`` and ``step(new_ids)`` in one decoder call: logits after each fed token."""
-        self.encode(input_ids)
+        if self._prepared != tuple(input_ids):
+            self.encode(input_ids)
+        self._prepared = None
         return self.step([self.decoder_start, *new_ids])
+
+    def prepare(self, input_ids: Sequence[int]) -> None:
+        """Encode ``input_ids`` ahead of a ``start_with`` on them (see ``StepModel``)."""
+        self._prepared = None
+        self.encode(input_ids)
+        self._prepared = tuple(input_ids)
 
     def step(self, new_ids: Sequence[int]) -> np.ndarray:
         """Append tokens; logits ``(len(new_ids), vocab)`` after each."""

@@ -11,9 +11,13 @@ to greedy (the proposers only change how many target calls it takes).
 from __future__ import annotations
 
 import abc
+import contextlib
+import functools
 import itertools
+import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -31,7 +35,11 @@ from edgert.errors import InputError
 
 
 class Proposer(Protocol):
-    """Drafts tokens to verify; told how many were accepted."""
+    """Drafts tokens to verify; told how many were accepted.
+
+    A proposer may set ``costly = True`` (a draft model): its first draft then runs while
+    the target encodes the input on another thread, where the model offers ``prepare``.
+    """
 
     def reset(self, input_ids: Sequence[int]) -> None:
         """A new input: forget everything."""
@@ -281,7 +289,8 @@ def speculate(
     start_with = getattr(model, "start_with", None)
     tolerance = verify_tolerance(model)
     if start_with:
-        drafts = _propose(proposer, generated, k, options)
+        with encoding_meanwhile(model, proposer, input_ids):
+            drafts = _propose(proposer, generated, k, options)
     else:  # the first call cannot verify a draft; it still counts against a pause
         drafts, _ = [], k.next()
     stats.draft_s += time.perf_counter() - started
@@ -332,6 +341,46 @@ def speculate(
         logits = model.step([generated[-1], *drafts])
         if alone:
             exact = model.length
+
+
+@functools.cache
+def _worker() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgert-prepare")
+
+
+def encoding_meanwhile(
+    model: Any, proposer: Proposer, input_ids: Sequence[int]
+) -> contextlib.AbstractContextManager[None]:
+    """Around the first draft: a ``costly`` proposer drafts while the target's ``prepare``
+    encodes the input on a worker thread (a no-op for other proposers and models, and on
+    a single core, where the two would only take turns)."""
+    costly = getattr(proposer, "costly", False) and _cores() > 1
+    return _meanwhile(getattr(model, "prepare", None) if costly else None, input_ids)
+
+
+@functools.cache
+def _cores() -> int:
+    """Cores this process may run on."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _meanwhile(task: Callable[..., Any] | None, *args: Any) -> Iterator[None]:
+    """Run ``task(*args)`` on a worker thread while the body runs; wait for it at the end.
+
+    ONNX Runtime releases the GIL while a session runs, so the target's encoder and the
+    draft model's first calls overlap on two cores. The task's error, if any, is raised
+    after the body, which never leaves it running behind.
+    """
+    if task is None:
+        yield
+        return
+    pending = _worker().submit(task, *args)
+    try:
+        yield
+    finally:
+        pending.result()
 
 
 def _propose(

@@ -86,6 +86,7 @@ class DraftProposer:
 
     draft: Any
     options: SpeculativeOptions
+    costly: ClassVar[bool] = True  # the target encodes meanwhile (``speculate``)
     guess: NgramLookup | None = None  # input n-gram guesses the draft verifies (None: off)
     source: list[int] = field(default_factory=list)
     fed: list[int] = field(default_factory=list)  # tokens the draft consumed after its start

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 
 from edgert.decoding import StepModel, constrain, finished
 from edgert.plugins.decoding.sampling import warp
-from edgert.speculation import AdaptiveK, SpeculationStats, draft_room
+from edgert.speculation import AdaptiveK, SpeculationStats, draft_room, encoding_meanwhile
 
 
 def sample_speculatively(
@@ -37,7 +38,8 @@ def sample_speculatively(
     room = draft_room(k, options, 0)
     while True:
         started = time.perf_counter()
-        drafts, q = _draft(proposer, generated, room, options, rng) if room else ([], [])
+        with encoding_meanwhile(model, proposer, input_ids) if not generated else nullcontext():
+            drafts, q = _draft(proposer, generated, room, options, rng) if room else ([], [])
         if room and not drafts:
             k.declined()
         stats.draft_s += time.perf_counter() - started

@@ -71,6 +71,21 @@ def test_identical_to_greedy_on_int8_with_large_logits(wide_int8_bundle):
             assert np.abs(many - one).max() <= tolerance.of(one) / 2
 
 
+def test_an_input_prepared_ahead_starts_exactly_as_without(seq2seq_bundles):
+    """Speculative decoding encodes the input while the draft drafts (``prepare``); the
+    start that follows must not differ, and a prepared input is never reused for another."""
+    import numpy as np
+
+    model = edgert.load(seq2seq_bundles["t5"])
+    core = model.core
+    first, second = (model.encode_text(text) for text in TEXTS[:2])
+    direct = core.start_with(first, [5, 6, 7])
+    core.prepare(first)
+    assert np.array_equal(core.start_with(first, [5, 6, 7]), direct)
+    core.prepare(second)
+    assert np.array_equal(core.start_with(first, [5, 6, 7]), direct)  # encoded again
+
+
 def test_draft_equal_to_target_accepts_every_draft(seq2seq_bundles):
     model = edgert.load(seq2seq_bundles["t5v11"])
     got = model.generate(TEXTS[1], decoder="speculative", draft=str(seq2seq_bundles["t5v11"]),

@@ -478,3 +478,26 @@ def test_a_model_whose_drafts_keep_failing_is_decoded_without_drafting():
         drafted.append(strategy.stats["drafted"])
     assert all(drafted[:WARMUP]) and not any(drafted[WARMUP:])
     assert strategy.stats["target_calls"] == len(reference)
+
+
+def test_work_done_meanwhile_is_finished_and_its_error_raised_after_the_body():
+    import threading
+
+    from edgert.speculation import _meanwhile
+
+    done, order = threading.Event(), []
+
+    def task(value):
+        order.append(("task", value, threading.current_thread() is threading.main_thread()))
+        done.set()
+
+    with _meanwhile(task, 3):
+        order.append(("body",))
+    assert done.is_set() and ("task", 3, False) in order  # ran, on another thread
+
+    def fails():
+        raise ValueError("encoder failed")
+
+    with pytest.raises(ValueError, match="encoder failed"), _meanwhile(fails):
+        order.append(("body again",))
+    assert order[-1] == ("body again",)
