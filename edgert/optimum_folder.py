@@ -48,6 +48,8 @@ def generation_defaults(path: Path, max_total_length: int) -> dict[str, Any]:
 
     eos = get("eos_token_id")
     bad = get("bad_words_ids") or []
+    if config.get("max_position_embeddings"):  # absolute positions end there (BART, Marian)
+        max_total_length = min(max_total_length, int(config["max_position_embeddings"]))
     return {
         "decoder_start_token_id": get("decoder_start_token_id"),
         "eos_token_ids": sorted({eos} if isinstance(eos, int) else set(eos or [])),

@@ -170,7 +170,8 @@ class Seq2SeqModel:
 
     def describe_core(self) -> None:
         """What decoders may read off the core: the tokenizer's signature, word boundaries
-        and lexicon, how far verified logits may move, and the profile id for messages."""
+        and lexicon, how far verified logits may move, the profile id for messages, and
+        the decoder positions it holds (``max_length``)."""
         self.core.vocab_signature = _vocab_signature(self.tokenizer)
         self.core.word_boundaries = _word_boundaries(self.tokenizer)
         self.core.lexicon = Lexicon.from_tokenizer(self.tokenizer)
@@ -178,6 +179,7 @@ class Seq2SeqModel:
             self.bundle.manifest["precision"], VERIFY_TOLERANCE["int8"]
         )
         self.core.profile_id = self.profile.id
+        self.core.max_length = self.defaults["max_total_length"]  # a draft must stop there too
         self._parsed: dict[Any, tuple[Any, Any]] = {}
 
     @property
@@ -221,9 +223,10 @@ class Seq2SeqModel:
         if len(ids) > limit:
             if not truncate:
                 raise InputError(
-                    f"the input has {len(ids)} tokens; profile {self.profile.id!r} takes at most {limit}",
+                    f"the input has {len(ids)} tokens; this bundle takes at most {limit} (profile "
+                    f"{self.profile.id!r}'s max_input_length, or the model's position table if shorter)",
                     hint="shorten the input, pass truncate=True (--truncate) to cut it, or export "
-                    "with a profile whose max_input_length is larger",
+                    "with a profile whose max_input_length is larger (up to the position table)",
                 )
             ids = ids[: limit - 1] + ids[-1:]  # keep the closing EOS
         if not ids:
@@ -264,10 +267,11 @@ class Seq2SeqModel:
         room = self.defaults["max_total_length"] - 1
         if parsed.max_new_tokens > room:
             raise InputError(
-                f"max_new_tokens {parsed.max_new_tokens} exceeds what profile {self.profile.id!r} "
-                f"holds in its KV cache ({room} new tokens; max_total_length "
-                f"{self.defaults['max_total_length']})",
-                hint=f"use max_new_tokens <= {room}, or export with a larger max_total_length",
+                f"max_new_tokens {parsed.max_new_tokens} exceeds what this bundle holds: {room} "
+                f"new tokens (max_total_length {self.defaults['max_total_length']}: profile "
+                f"{self.profile.id!r}'s KV cache, or the model's position table if shorter)",
+                hint=f"use max_new_tokens <= {room}; a profile with a larger max_total_length "
+                "helps only up to the model's position table",
             )
         return decoder_cls, parsed
 

@@ -108,9 +108,25 @@ def load_tokenizer_json(source: str, revision: str | None = None) -> str:
     return tokenizer.backend_tokenizer.to_str()
 
 
+def lengths(model: Any, profile: DeviceProfile) -> tuple[int, int]:
+    """The longest input and decoder sequence (start token included) a bundle takes.
+
+    The profile's, within the position table of models with absolute positions: BART and
+    Marian embed ``max_position_embeddings`` positions and fail past them (an index out of
+    range in the graph, or a lossless decoder's draft running past the end), while T5's
+    relative positions have no end.
+    """
+    inputs, total = profile.export.max_input_length, profile.export.max_total_length
+    table = getattr(model.config, "max_position_embeddings", None)
+    if table:
+        inputs, total = min(inputs, int(table)), min(total, int(table))
+    return inputs, total
+
+
 def generation_defaults(model: Any, profile: DeviceProfile) -> dict[str, Any]:
     """Token ids and limits generation needs, from the model's generation config."""
     config, gen = model.config, model.generation_config
+    max_input, max_total = lengths(model, profile)
     eos = gen.eos_token_id if gen.eos_token_id is not None else config.eos_token_id
     suppress = [ids[0] for ids in (gen.bad_words_ids or []) if len(ids) == 1]
     start = gen.decoder_start_token_id
@@ -124,11 +140,9 @@ def generation_defaults(model: Any, profile: DeviceProfile) -> dict[str, Any]:
         "forced_eos_token_id": gen.forced_eos_token_id,
         "suppress_token_ids": suppress,
         # max_length counts the decoder start token; max_new_tokens wins when set.
-        "max_new_tokens": min(
-            gen.max_new_tokens or (gen.max_length or 21) - 1, profile.export.max_total_length - 1
-        ),
-        "max_input_length": profile.export.max_input_length,
-        "max_total_length": profile.export.max_total_length,
+        "max_new_tokens": min(gen.max_new_tokens or (gen.max_length or 21) - 1, max_total - 1),
+        "max_input_length": max_input,
+        "max_total_length": max_total,
         "num_beams": gen.num_beams or 1,
         "length_penalty": gen.length_penalty,
         "early_stopping": gen.early_stopping,
@@ -281,10 +295,8 @@ def _static_settings(model: Any, profile: DeviceProfile) -> dict[str, Any] | Non
     if not profile.export.static_shapes:
         return None
     check_supported(model)
-    return {
-        "source_length": profile.export.max_input_length,
-        "max_total_length": profile.export.max_total_length,
-    }
+    source_length, max_total_length = lengths(model, profile)
+    return {"source_length": source_length, "max_total_length": max_total_length}
 
 
 def _manifest(

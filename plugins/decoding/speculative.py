@@ -114,6 +114,9 @@ class DraftProposer:
         fed after each drawn token, and every row a kept guess leaves is drawn from without
         another draft call.
         """
+        limit = getattr(self.draft, "max_length", None)
+        if limit is not None:  # its start, ``generated`` and all drafts but the last
+            k = min(k, limit - len(generated))  # a draft may hold fewer positions than the target
         tokens = list(generated)
         pending = self._sync(generated)  # accepted tokens the draft has not consumed yet
         drafts: list[int] = []

@@ -51,7 +51,8 @@ def test_max_new_tokens_beyond_the_kv_size(model):
     room = model.defaults["max_total_length"] - 1
     with pytest.raises(InputError) as info:
         model.generate("the fox", max_new_tokens=room + 1)
-    assert "exceeds what profile 'cpu-generic' holds in its KV cache" in str(info.value)
+    assert f"exceeds what this bundle holds: {room} new tokens" in str(info.value)
+    assert "profile 'cpu-generic'" in str(info.value)
     assert f"max_new_tokens <= {room}" in info.value.hint
 
 

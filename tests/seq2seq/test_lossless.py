@@ -86,6 +86,27 @@ def test_an_input_prepared_ahead_starts_exactly_as_without(seq2seq_bundles):
     assert np.array_equal(core.start_with(first, [5, 6, 7]), direct)  # encoded again
 
 
+@pytest.mark.parametrize("kind", ["bart", "marian"])
+def test_every_decoder_runs_to_the_end_of_the_position_table(kind, seq2seq_bundles):
+    """BART and Marian embed 128 positions here (T5's relative positions have no end): the
+    bundle's lengths stop there, so drafts never run past it, and longer requests get an
+    error instead of an index out of range inside the graph."""
+    model = edgert.load(seq2seq_bundles[kind])
+    assert model.defaults["max_total_length"] == model.defaults["max_input_length"] == 128
+    options = {"max_new_tokens": 127, "stop_ids": (), "forced_last_id": None}
+    expected = model.generate(TEXTS[0], **options).token_ids
+    assert len(expected) == 127
+    for decoder, extra in (("aggressive", {}), ("lookup", {}),
+                           ("speculative", {"draft": str(seq2seq_bundles[kind]), "confidence": 0.0})):  # fmt: skip
+        got = model.generate(TEXTS[0], decoder=decoder, **options, **extra)
+        assert got.token_ids == expected, decoder
+    with pytest.raises(InputError, match="position table"):
+        model.generate(TEXTS[0], max_new_tokens=128)
+    with pytest.raises(InputError, match="takes at most 128"):
+        model.generate(" ".join(["word"] * 200))
+    assert edgert.load(seq2seq_bundles["t5"]).defaults["max_total_length"] == 1024
+
+
 def test_draft_equal_to_target_accepts_every_draft(seq2seq_bundles):
     model = edgert.load(seq2seq_bundles["t5v11"])
     got = model.generate(TEXTS[1], decoder="speculative", draft=str(seq2seq_bundles["t5v11"]),

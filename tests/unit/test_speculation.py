@@ -501,3 +501,22 @@ def test_work_done_meanwhile_is_finished_and_its_error_raised_after_the_body():
     with pytest.raises(ValueError, match="encoder failed"), _meanwhile(fails):
         order.append(("body again",))
     assert order[-1] == ("body again",)
+
+
+def test_a_draft_never_runs_past_the_positions_it_holds():
+    """A draft may hold fewer positions than the target allows new tokens (another
+    architecture with the same tokenizer): it drafts up to its end, never past it."""
+
+    class Bounded(StartingTableModel):
+        max_length = 9
+
+        def step(self, new_ids):
+            assert self.length + len(new_ids) <= self.max_length, "past the position table"
+            return super().step(new_ids)
+
+    options = {"max_new_tokens": 30}
+    reference = greedy(StartingTableModel(7), [3, 5, 7], **options)
+    strategy = TableSpeculative(Bounded(7))
+    parsed = SpeculativeOptions(draft="table", confidence=0.0, **options)
+    assert list(strategy.decode(StartingTableModel(7), [3, 5, 7], parsed)) == reference
+    assert strategy.stats["acceptance_rate"] == 1.0  # drafted while it could
