@@ -38,7 +38,8 @@ def sample_speculatively(
     room = draft_room(k, options, 0)
     while True:
         started = time.perf_counter()
-        with encoding_meanwhile(model, proposer, input_ids) if not generated else nullcontext():
+        first = room and not generated  # the target encodes meanwhile (``speculate``)
+        with encoding_meanwhile(model, input_ids)(proposer) if first else nullcontext():
             drafts, q = _draft(proposer, generated, room, options, rng) if room else ([], [])
         if room and not drafts:
             k.declined()

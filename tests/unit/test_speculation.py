@@ -454,12 +454,17 @@ def test_history_goes_cold_probes_and_recovers():
     for _ in range(WARMUP):
         assert history.hopeful()
         history.update(drafted=20, accepted=0)
-    starts = [history.hopeful() for _ in range(2 * PROBE_EVERY)]
-    assert starts.count(True) == 2 and starts[PROBE_EVERY - 1] and starts[-1]  # probes only
+    starts = [history.hopeful() for _ in range(3 * PROBE_EVERY)]
+    probes = [i for i, start in enumerate(starts) if start]
+    assert probes == [PROBE_EVERY - 1, 3 * PROBE_EVERY - 1]  # failed probes: twice the gap
     history.update(drafted=10, accepted=9)  # a probe finds copy-heavy text again
     assert history.hopeful() and history.hopeful()
+    for _ in range(3):  # cold again (a moving average): the gap starts over
+        history.update(drafted=20, accepted=0)
+    starts = [history.hopeful() for _ in range(PROBE_EVERY)]
+    assert starts.index(True) == PROBE_EVERY - 1
     history.update(drafted=0, accepted=0)  # a generation that never drafted changes nothing
-    assert history.generations == WARMUP + 1
+    assert history.generations == WARMUP + 4
 
 
 def test_a_model_whose_drafts_keep_failing_is_decoded_without_drafting():
