@@ -68,8 +68,9 @@ class NgramLookup:
                 self.first = corrected(self.source, fixes)
                 self.source = self.source + self.first
         self.counts = defaultdict(Counter)
-        for a, b, c in zip(self.source, self.source[1:], self.source[2:], strict=False):
-            self.counts[(a, b)][c] += 1
+        if self.options.trigram_stats:
+            for a, b, c in zip(self.source, self.source[1:], self.source[2:], strict=False):
+                self.counts[(a, b)][c] += 1
 
     def propose(self, generated: Sequence[int], k: int) -> list[int]:
         if k <= 0:
@@ -85,19 +86,26 @@ class NgramLookup:
         return [] if end is None else history[end : end + k]
 
     def _continuation(self, history: list[int], n_max: int) -> int | None:
-        """Index after the most recent earlier occurrence of the longest suffix (<= n_max)."""
+        """Index after the most recent earlier occurrence of the longest suffix (<= n_max).
+
+        Runs once per target call over the input and the whole output so far: the search
+        for the suffix's last token goes through ``list.index`` on the reversed history
+        (a scan in C; a slice compare only on a hit), not a Python loop.
+        """
         last = len(history) - 1
+        backwards = history[::-1]  # backwards[r] is history[last - r]
         for n in range(min(self.options.max_ngram, n_max), self.options.min_ngram - 1, -1):
             tail = history[-n:]
-            # Scan for the suffix's last token first: a slice compare only on a hit.
-            end = last
-            while True:
+            r = 1  # earlier occurrences only, ending at index n - 1 or later
+            while r <= last - n + 1:
                 try:
-                    end = _rindex(history, tail[-1], end - 1, n - 1)
+                    r = backwards.index(tail[-1], r, last - n + 2)
                 except ValueError:
                     break
+                end = last - r
                 if history[end - n + 1 : end + 1] == tail:
                     return end + 1
+                r += 1
         return None
 
     def _after_replaced_word(self, history: list[int], n_max: int) -> int | None:
@@ -125,17 +133,11 @@ class NgramLookup:
         return draft
 
     def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
+        if not self.options.trigram_stats:  # the counts only serve ``_by_counts``
+            return
         history = self.source + list(generated)
         for end in range(max(2, len(history) - accepted - 1), len(history)):
             self.counts[(history[end - 2], history[end - 1])][history[end]] += 1
-
-
-def _rindex(items: list[int], value: int, stop: int, start: int) -> int:
-    """Largest index ``i`` with ``start <= i <= stop`` and ``items[i] == value``."""
-    for index in range(stop, start - 1, -1):
-        if items[index] == value:
-            return index
-    raise ValueError(value)
 
 
 class LookupDecoder(DraftingDecoder):
