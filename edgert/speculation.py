@@ -14,6 +14,7 @@ import abc
 import contextlib
 import functools
 import itertools
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -199,6 +200,12 @@ class VerifyTolerance:
         ``top``: the rows' maxima where the caller has them (one pass less). A repetition
         penalty multiplies or divides scores by ``penalty``, and their drift with them.
         """
+        if rows.ndim == 1 and self.relative:  # one row: scalars (it runs once per token)
+            high = float(rows.max() if top is None else top)
+            low = float(rows.min())
+            if math.isfinite(low) and math.isfinite(high):
+                scale = max(self.absolute, self.relative * max(high, -low))
+                return scale * max(penalty, 1.0 / penalty)
         bound: Any = self.absolute
         if self.relative:
             top = rows.max(axis=-1) if top is None else top
@@ -471,7 +478,9 @@ def _choices(
         scores = constrained_view(row, generated, options)
         token = int(scores.argmax())
         near_tie = bound is not None and _near_tie(
-            scores, token, bound.of(row, options.repetition_penalty)
+            scores,
+            token,
+            bound.of(row, options.repetition_penalty, scores[token] if scores is row else None),
         )
         yield token, near_tie
 
