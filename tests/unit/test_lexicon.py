@@ -45,7 +45,7 @@ def test_typing_slips_rank_before_other_edits_then_frequency():
     ("typo", "word", "slip"),
     [("wea", "weak", 0), ("wea", "wee", 1), ("hsi", "his", 0), ("nervvous", "nervous", 0),
      ("nerbous", "nervous", 0), ("nerxous", "nervous", 1), ("nervzous", "nervous", 1),
-     ("nervfous", "nervous", 0)],
+     ("nervfous", "nervous", 0), ("kxep", "keep", 1), ("bwer", "beer", 0), ("Xat", "Cat", 0)],
 )  # fmt: skip
 def test_slips_are_forgotten_swapped_doubled_or_neighbouring_keys(typo, word, slip):
     assert _slip(typo, word) == slip
