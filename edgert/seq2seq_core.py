@@ -133,9 +133,9 @@ class Seq2SeqCore:
 
     # --- StepModel ----------------------------------------------------------------------
     def start(self, input_ids: Sequence[int]) -> np.ndarray:
-        """Encode ``input_ids`` and return the logits after the decoder start token."""
-        self.encode(input_ids)
-        return self.step([self.decoder_start])
+        """Encode ``input_ids`` (unless ``prepare`` did) and return the logits after the
+        decoder start token."""
+        return self.start_with(input_ids, [])
 
     def start_with(self, input_ids: Sequence[int], new_ids: Sequence[int]) -> np.ndarray:
         """``start`` and ``step(new_ids)`` in one decoder call: logits after each fed token."""
