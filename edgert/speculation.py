@@ -360,6 +360,10 @@ def _worker() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgert-prepare")
 
 
+if hasattr(os, "register_at_fork"):  # a forked child has no worker thread: start a new one
+    os.register_at_fork(after_in_child=_worker.cache_clear)
+
+
 def encoding_meanwhile(
     model: Any, input_ids: Sequence[int]
 ) -> Callable[[Proposer], contextlib.AbstractContextManager[None]]:
@@ -387,8 +391,8 @@ def _meanwhile(task: Callable[..., Any] | None, *args: Any) -> Iterator[None]:
     """Run ``task(*args)`` on a worker thread while the body runs; wait for it at the end.
 
     ONNX Runtime releases the GIL while a session runs, so the target's encoder and the
-    draft model's first calls overlap on two cores. The task's error, if any, is raised
-    after the body, which never leaves it running behind.
+    draft model's first calls overlap on two cores. The body never leaves the task running
+    behind; the task's error is raised after the body, unless the body raised its own.
     """
     if task is None:
         yield
@@ -396,8 +400,11 @@ def _meanwhile(task: Callable[..., Any] | None, *args: Any) -> Iterator[None]:
     pending = _worker().submit(task, *args)
     try:
         yield
-    finally:
-        pending.result()
+    except BaseException:
+        with contextlib.suppress(Exception):  # the body's error is the one to report
+            pending.result()
+        raise
+    pending.result()
 
 
 def _propose(

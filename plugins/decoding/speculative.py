@@ -125,7 +125,9 @@ class DraftProposer:
         while len(drafts) < k:
             guesses: list[int] = []
             if pending or not self.history:  # else the next row is already there
-                guesses = self.guess.propose(tokens, k - len(drafts)) if self.guess else []
+                # The row after the last guess would draw one token past ``k``: one fewer.
+                wanted = k - len(drafts) - 1
+                guesses = self.guess.propose(tokens, wanted) if self.guess and wanted else []
                 self._step([*pending, *guesses])
             pending, kept = [], 0
             first = len(self.history) - len(guesses) - 1  # row i follows the token before guess i

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -513,15 +515,44 @@ def test_a_draft_never_runs_past_the_positions_it_holds():
     architecture with the same tokenizer): it drafts up to its end, never past it."""
 
     class Bounded(StartingTableModel):
-        max_length = 9
+        max_length = 20  # positions, the start token's included (as a real core counts them)
+
+        @property
+        def length(self):
+            return 1 + len(self.tokens)
+
+        def rollback(self, length):
+            del self.tokens[length - 1 :]
 
         def step(self, new_ids):
             assert self.length + len(new_ids) <= self.max_length, "past the position table"
             return super().step(new_ids)
 
-    options = {"max_new_tokens": 30}
-    reference = greedy(StartingTableModel(7), [3, 5, 7], **options)
-    strategy = TableSpeculative(Bounded(7))
-    parsed = SpeculativeOptions(draft="table", confidence=0.0, **options)
-    assert list(strategy.decode(StartingTableModel(7), [3, 5, 7], parsed)) == reference
-    assert strategy.stats["acceptance_rate"] == 1.0  # drafted while it could
+    source = [*range(11)] * 3  # n-gram guesses too: the draft is fed some after each token
+    options = {"max_new_tokens": 40}
+    reference = greedy(StartingTableModel(7), source, **options)
+    for draft_lookup in (True, False):
+        strategy = TableSpeculative(Bounded(7))
+        parsed = SpeculativeOptions(draft="table", confidence=0.0, draft_lookup=draft_lookup,
+                                    **options)  # fmt: skip
+        assert list(strategy.decode(StartingTableModel(7), source, parsed)) == reference
+        assert strategy.stats["acceptance_rate"] == 1.0  # drafted while it could
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_worker_thread():
+    """A server that decodes, then forks workers: the child must not wait on a thread that
+    only exists in the parent."""
+    from edgert.speculation import _meanwhile
+
+    with _meanwhile(lambda: None):  # the parent's worker thread exists now
+        pass
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        signal.alarm(10)  # a hang would be killed, and the status would say so
+        done = []
+        with _meanwhile(done.append, 1):
+            pass
+        os._exit(0 if done == [1] else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
