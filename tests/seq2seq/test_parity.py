@@ -200,6 +200,14 @@ def test_optimum_cli_folder_loads_and_matches_greedy(
         )
     beam = foreign.generate(TEXTS[1], decoder="beam", num_beams=3, max_new_tokens=8).token_ids
     assert beam == ours.generate(TEXTS[1], decoder="beam", num_beams=3, max_new_tokens=8).token_ids
+    greedy = foreign.generate(TEXTS[1], max_new_tokens=10).token_ids  # lossless decoders too
+    for decoder, extra in (
+        ("aggressive", {}),
+        ("lookup", {}),
+        ("speculative", {"draft": str(out)}),
+    ):
+        got = foreign.generate(TEXTS[1], decoder=decoder, max_new_tokens=10, **extra).token_ids
+        assert got == greedy, decoder
 
 
 def test_position_bias_equals_the_libraries_for_every_length():
