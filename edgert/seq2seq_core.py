@@ -146,7 +146,6 @@ class Seq2SeqCore:
 
     def prepare(self, input_ids: Sequence[int]) -> None:
         """Encode ``input_ids`` ahead of a ``start_with`` on them (see ``StepModel``)."""
-        self._prepared = None
         self.encode(input_ids)
         self._prepared = tuple(input_ids)
 

@@ -302,7 +302,8 @@ def speculate(
     start_with = getattr(model, "start_with", None)
     tolerance = verify_tolerance(model)
     if start_with:
-        drafts = _propose(proposer, generated, k, options, encoding_meanwhile(model, input_ids))
+        ahead = encoding_ahead(model, proposer, input_ids)
+        drafts = _propose(proposer, generated, k, options, ahead)
     else:  # the first call cannot verify a draft; it still counts against a pause
         drafts, _ = [], k.next()
     stats.draft_s += time.perf_counter() - started
@@ -364,19 +365,15 @@ if hasattr(os, "register_at_fork"):  # a forked child has no worker thread: star
     os.register_at_fork(after_in_child=_worker.cache_clear)
 
 
-def encoding_meanwhile(
-    model: Any, input_ids: Sequence[int]
-) -> Callable[[Proposer], contextlib.AbstractContextManager[None]]:
-    """For the first draft: a ``costly`` proposer drafts while the target's ``prepare``
-    encodes the input on a worker thread (a no-op for other proposers and models, and on
-    a single core, where the two would only take turns). Only around a draft being made:
-    a paused draft leaves the encoding to ``start`` on this thread."""
-
-    def around(proposer: Proposer) -> contextlib.AbstractContextManager[None]:
-        costly = getattr(proposer, "costly", False) and _cores() > 1
-        return _meanwhile(getattr(model, "prepare", None) if costly else None, input_ids)
-
-    return around
+def encoding_ahead(model: Any, proposer: Proposer, input_ids: Sequence[int]) -> Any:
+    """The target's encoding of ``input_ids``, to run while a ``costly`` proposer makes its
+    first draft (``meanwhile``); None for other proposers and models, and on a single
+    core, where the two would only take turns. Only around a draft being made: a paused
+    draft leaves the encoding to ``start`` on this thread."""
+    prepare = getattr(model, "prepare", None)
+    if prepare is None or not getattr(proposer, "costly", False) or _cores() < 2:
+        return None
+    return functools.partial(prepare, input_ids)
 
 
 @functools.cache
@@ -387,7 +384,7 @@ def _cores() -> int:
 
 
 @contextlib.contextmanager
-def _meanwhile(task: Callable[..., Any] | None, *args: Any) -> Iterator[None]:
+def meanwhile(task: Callable[..., Any] | None, *args: Any) -> Iterator[None]:
     """Run ``task(*args)`` on a worker thread while the body runs; wait for it at the end.
 
     ONNX Runtime releases the GIL while a session runs, so the target's encoder and the
@@ -409,14 +406,14 @@ def _meanwhile(task: Callable[..., Any] | None, *args: Any) -> Iterator[None]:
 
 def _propose(
     proposer: Proposer, generated: list[int], k: AdaptiveK, options: DecodingOptions,
-    meanwhile: Callable[[Proposer], contextlib.AbstractContextManager[Any]] | None = None,
+    ahead: Callable[[], Any] | None = None,
 ) -> list[int]:  # fmt: skip
     """The next draft (none while drafting pauses); an empty one is ``k.declined``.
-    ``meanwhile(proposer)``: what runs alongside the drafting, if it happens."""
+    ``ahead``: work that runs alongside the drafting (``meanwhile``), if it happens."""
     room = draft_room(k, options, len(generated))
     if not room:
         return []
-    with meanwhile(proposer) if meanwhile else contextlib.nullcontext():
+    with meanwhile(ahead):
         drafts = proposer.propose(generated, room)
     if not drafts:
         k.declined()

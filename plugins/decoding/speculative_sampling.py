@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 
 from edgert.decoding import StepModel, constrain, finished
 from edgert.plugins.decoding.sampling import warp
-from edgert.speculation import AdaptiveK, SpeculationStats, draft_room, encoding_meanwhile
+from edgert.speculation import (
+    AdaptiveK,
+    SpeculationStats,
+    draft_room,
+    encoding_ahead,
+    meanwhile,
+)
 
 
 def sample_speculatively(
@@ -39,7 +44,7 @@ def sample_speculatively(
     while True:
         started = time.perf_counter()
         first = room and not generated  # the target encodes meanwhile (``speculate``)
-        with encoding_meanwhile(model, input_ids)(proposer) if first else nullcontext():
+        with meanwhile(encoding_ahead(model, proposer, input_ids) if first else None):
             drafts, q = _draft(proposer, generated, room, options, rng) if room else ([], [])
         if room and not drafts:
             k.declined()

@@ -490,7 +490,7 @@ def test_a_model_whose_drafts_keep_failing_is_decoded_without_drafting():
 def test_work_done_meanwhile_is_finished_and_its_error_raised_after_the_body():
     import threading
 
-    from edgert.speculation import _meanwhile
+    from edgert.speculation import meanwhile
 
     done, order = threading.Event(), []
 
@@ -498,14 +498,14 @@ def test_work_done_meanwhile_is_finished_and_its_error_raised_after_the_body():
         order.append(("task", value, threading.current_thread() is threading.main_thread()))
         done.set()
 
-    with _meanwhile(task, 3):
+    with meanwhile(task, 3):
         order.append(("body",))
     assert done.is_set() and ("task", 3, False) in order  # ran, on another thread
 
     def fails():
         raise ValueError("encoder failed")
 
-    with pytest.raises(ValueError, match="encoder failed"), _meanwhile(fails):
+    with pytest.raises(ValueError, match="encoder failed"), meanwhile(fails):
         order.append(("body again",))
     assert order[-1] == ("body again",)
 
@@ -543,15 +543,15 @@ def test_a_draft_never_runs_past_the_positions_it_holds():
 def test_a_forked_child_gets_its_own_worker_thread():
     """A server that decodes, then forks workers: the child must not wait on a thread that
     only exists in the parent."""
-    from edgert.speculation import _meanwhile
+    from edgert.speculation import meanwhile
 
-    with _meanwhile(lambda: None):  # the parent's worker thread exists now
+    with meanwhile(lambda: None):  # the parent's worker thread exists now
         pass
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child
         signal.alarm(10)  # a hang would be killed, and the status would say so
         done = []
-        with _meanwhile(done.append, 1):
+        with meanwhile(done.append, 1):
             pass
         os._exit(0 if done == [1] else 1)
     _, status = os.waitpid(child, 0)
