@@ -63,6 +63,16 @@ def export(source: Path, out: Path, device: str) -> Path:
     return out
 
 
+def workload(count: int, seed: int, workdir: Path | None, prefix: str) -> tuple[list[str], Path]:
+    """``count`` held-out misspelt inputs of the speller's task, and the folder for exports
+    (``workdir``, kept between runs, or a new temporary one)."""
+    from edgert.exporters.zoo.speller.data import heldout_pairs
+
+    work = workdir or Path(tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    return [noisy for noisy, _ in heldout_pairs(count, seed=seed)], work
+
+
 def random_copy(source: Path, out: Path) -> Path:
     """The speller's architecture and tokenizer with seeded random weights (open-ended)."""
     import torch
@@ -175,11 +185,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep exports here between runs")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/decoding.json"))
     args = parser.parse_args()
-    from edgert.exporters.zoo.speller.data import heldout_pairs
-
-    inputs = [noisy for noisy, _ in heldout_pairs(args.inputs, seed=1234)]
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="edgert-decoding-"))
-    work.mkdir(parents=True, exist_ok=True)
+    inputs, work = workload(args.inputs, 1234, args.workdir, "edgert-decoding-")
     source = speller_dir()
     open_ended = random_copy(source, work / "open-ended-src")
     results: dict[str, Any] = {

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from decoding import export, int8_device, random_copy, speller_dir
+from decoding import export, int8_device, random_copy, speller_dir, workload
 
 import edgert
 from edgert.seq2seq import VERIFY_TOLERANCE
@@ -84,11 +83,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep exports here between runs")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/verify_drift.json"))
     args = parser.parse_args()
-    from edgert.exporters.zoo.speller.data import heldout_pairs
-
-    inputs = [noisy for noisy, _ in heldout_pairs(args.inputs, seed=99)]
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="edgert-drift-"))
-    work.mkdir(parents=True, exist_ok=True)
+    inputs, work = workload(args.inputs, 99, args.workdir, "edgert-drift-")
     source = speller_dir()
     models = {
         "speller": source,
