@@ -83,7 +83,8 @@ def random_copy(source: Path, out: Path) -> Path:
         model = AutoModelForSeq2SeqLM.from_config(AutoConfig.from_pretrained(source))
         model.generation_config = AutoModelForSeq2SeqLM.from_pretrained(source).generation_config
         model.save_pretrained(out)
-        shutil.copy(source / "tokenizer.json", out / "tokenizer.json")
+        for name in ("tokenizer.json", "words.txt"):  # the same tokenizer and dictionary
+            shutil.copy(source / name, out / name)
     return out
 
 

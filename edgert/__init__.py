@@ -106,6 +106,7 @@ def _load_optimum(path: Path, device: Any, allow_fallback: Any, threads: Any) ->
     """An optimum-cli seq2seq folder, run like a bundle (its files carry no checksums)."""
     from edgert.bundle import Bundle
     from edgert.catalog import get_catalog
+    from edgert.lexicon import DICTIONARY
     from edgert.optimum_folder import check_folder, generation_defaults
     from edgert.seq2seq import Seq2SeqModel
 
@@ -117,6 +118,7 @@ def _load_optimum(path: Path, device: Any, allow_fallback: Any, threads: Any) ->
         "verified": False,
         "precision": "fp32",
         "generation": generation_defaults(path, profile.export.max_total_length),
+        "dictionary": DICTIONARY if (path / DICTIONARY).is_file() else None,
     }
     return Seq2SeqModel(
         Bundle(path, manifest),

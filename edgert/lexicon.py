@@ -1,11 +1,17 @@
-"""Whole-word tokens of a vocabulary, and the nearest one to a misspelt word.
+"""The words a model knows, and the nearest one to a misspelt word.
 
 Input-guided decoding drafts a copy of the input. A misspelt input word falls apart into
-several sub-word tokens, while its correction is usually one whole-word token, so a plain
-copy fails at every typo and costs a target call. Guessing the correction from the
-vocabulary lets one call verify the corrected word and the copy after it. A guess is
-only a draft: the target accepts it or emits its own token there, so a wrong guess costs
-nothing that a failed copy would not.
+several sub-word tokens, and a plain copy fails at every typo and costs a target call.
+Guessing the correction lets one call verify the corrected word and the copy after it. A
+guess is only a draft: the target accepts it or emits its own token there, so a wrong
+guess costs nothing that a failed copy would not.
+
+Which strings are words: a bundle's dictionary (``words.txt``, one word per line, most
+frequent first) where it has one, else the vocabulary's whole-word tokens. The vocabulary
+alone is a rough dictionary: a real word that the tokenizer splits ("f" + "ind") looks
+misspelt and gets "corrected" ("fin"), and a fragment that happens to be a token ("som")
+passes for a word. A dictionary word's correction is its tokens as the tokenizer spells
+it, one token or several.
 
 Lookup is a symmetric-delete index: a word is filed under itself and each string that
 one deleted character leaves, and a misspelt word is looked up the same way. That finds
@@ -22,7 +28,7 @@ then any other; the most frequent word (lowest id) within a rank.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -32,20 +38,41 @@ MIN_LETTERS = 3  # shorter words have too many neighbours to guess from, so they
 MIN_TYPO_LETTERS = 2  # ("te": "the"), since words are filed under their one-letter deletions
 KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")  # QWERTY, rows staggered by half a key
 _KEYS = {key: (row, i) for row, keys in enumerate(KEYBOARD_ROWS) for i, key in enumerate(keys)}
+DICTIONARY = "words.txt"  # a bundle's or model folder's dictionary file
 KNOWN_WORDS = 65536  # looked-up input words remembered (a few MB at most)
 
 
-class Lexicon:
-    """The vocabulary's whole words (space-marked, all letters), built on first use."""
+Spell = Callable[[list[str]], list[Sequence[int]]]  # words -> each word's token ids
 
-    def __init__(self, vocab: dict[str, int]) -> None:
+
+class Lexicon:
+    """Known words and their tokens, built on first use.
+
+    ``dictionary``: words, most frequent first, spelt into token ids by ``spell`` (the
+    tokenizer, a word as it starts after a space); without one, the vocabulary's whole-word
+    tokens (space-marked, all letters).
+    """
+
+    def __init__(
+        self, vocab: dict[str, int], dictionary: Sequence[str] = (), spell: Spell | None = None
+    ) -> None:
+        if dictionary and spell is None:
+            raise ValueError("a dictionary needs ``spell`` to find its words' tokens")
         self.vocab = vocab
-        self._known: dict[tuple[int, ...], int | None] = {}
+        self.dictionary = tuple(dictionary)
+        self.spell = spell
+        self._known: dict[tuple[int, ...], tuple[int, ...] | None] = {}
 
     @classmethod
-    def from_tokenizer(cls, tokenizer: Any) -> Lexicon:
-        """The lexicon of a ``tokenizers.Tokenizer``."""
-        return cls(tokenizer.get_vocab(with_added_tokens=False))
+    def from_tokenizer(cls, tokenizer: Any, dictionary: Sequence[str] = ()) -> Lexicon:
+        """The lexicon of a ``tokenizers.Tokenizer``, with an optional dictionary."""
+
+        def spell(words: list[str]) -> list[Sequence[int]]:
+            encoded = tokenizer.encode_batch(words, add_special_tokens=False)
+            # a tokenizer may pad a batch: keep the tokens the attention mask keeps
+            return [[i for i, m in zip(e.ids, e.attention_mask, strict=True) if m] for e in encoded]
+
+        return cls(tokenizer.get_vocab(with_added_tokens=False), dictionary, spell)
 
     @cached_property
     def texts(self) -> dict[int, str]:
@@ -53,14 +80,43 @@ class Lexicon:
         return {i: t[1:] if t[:1] in SPACE_MARKS else t for t, i in self.vocab.items()}
 
     @cached_property
-    def words(self) -> dict[str, int]:
-        """Whole-word text -> token id (the lowest id, the earliest merge, on duplicates)."""
-        found: dict[str, int] = {}
+    def words(self) -> dict[str, tuple[int, ...]]:
+        """Word -> its token ids (for a whole-word token, the lowest id on duplicates)."""
+        if self.dictionary:
+            return self._spelt()
+        found: dict[str, tuple[int, ...]] = {}
         for token, i in sorted(self.vocab.items(), key=lambda item: item[1]):
             word = token[1:]
             if token[:1] in SPACE_MARKS and word.isalpha():
-                found.setdefault(word, i)
+                found.setdefault(word, (i,))
         return found
+
+    def _spelt(self) -> dict[str, tuple[int, ...]]:
+        """The dictionary's words (letters only) that the tokenizer spells as one word: a
+        word-start token, then pieces that spell the rest of it."""
+        texts = self.texts
+        listed = list(dict.fromkeys(w for w in self.dictionary if w.isalpha()))
+        found = {}
+        for word, ids in zip(listed, self.spell(listed), strict=True):  # type: ignore[misc]
+            tokens = tuple(ids)
+            first = self._token_of.get(tokens[0]) if tokens else None
+            if first is None or first[:1] not in SPACE_MARKS:
+                continue
+            if "".join(texts.get(i, "") for i in tokens) == word:
+                found[word] = tokens
+        return found
+
+    @cached_property
+    def _token_of(self) -> dict[int, str]:
+        return {i: t for t, i in self.vocab.items()}
+
+    @cached_property
+    def _rank(self) -> dict[str, tuple[int, int]]:
+        """Frequency order: fewer tokens first (a tokenizer merges frequent words), then
+        the dictionary's order, or the lowest id (the earliest merge) without one."""
+        if self.dictionary:
+            return {w: (len(ids), n) for n, (w, ids) in enumerate(self.words.items())}
+        return {w: (1, ids[0]) for w, ids in self.words.items()}
 
     @cached_property
     def _index(self) -> dict[str, list[str]]:
@@ -71,12 +127,12 @@ class Lexicon:
                     index[key].append(word)
         return dict(index)
 
-    def correction(self, pieces: Sequence[int]) -> int | None:
-        """The whole-word token nearest to the word spelt by ``pieces``, if it is not one.
+    def correction(self, pieces: Sequence[int]) -> tuple[int, ...] | None:
+        """The tokens of the word nearest to the word spelt by ``pieces``, if it is none.
 
-        None when the pieces already spell a whole word, are not all letters, are too
-        short, or no word is one edit away. Typing slips first (``_slip``), then the most
-        frequent word (lowest id).
+        None when the pieces already spell a word, are not all letters, are too short, or
+        no word is one edit away. Typing slips first (``_slip``), then the most frequent
+        word (``_rank``).
         """
         key = tuple(pieces)
         if key in self._known:  # input words repeat across requests: look each up once
@@ -87,36 +143,45 @@ class Lexicon:
         else:
             candidates = {w for k in (text, *_deletions(text)) for w in self._index.get(k, ())}
             near = [w for w in candidates if _one_edit(text, w)]
-            ranked = ((_slip(text, w), self.words[w]) for w in near)
-            found = min(ranked, default=(None, None))[1]
+            ranked = ((_slip(text, w), self._rank[w], w) for w in near)
+            best = min(ranked, default=None)
+            found = None if best is None else self.words[best[-1]]
         if len(self._known) < KNOWN_WORDS:
             self._known[key] = found
         return found
 
 
+Fix = tuple[tuple[int, ...], int]  # a correction's tokens, and the index after the word
+
+
 def corrections(
     source: Sequence[int], boundaries: frozenset[int], lexicon: Lexicon
-) -> dict[int, tuple[int, int]]:
-    """Input words that are not vocabulary words: ``{start: (nearest word's id, end)}``.
+) -> dict[int, Fix]:
+    """Input words that are not words: ``{start: (nearest word's tokens, end)}``.
 
     A word runs from a token in ``boundaries`` (a word start or punctuation) to the next.
     """
     starts = [i for i, t in enumerate(source) if t in boundaries]
     fixes = {}
     for start, end in zip(starts, [*starts[1:], len(source)], strict=True):
-        token = lexicon.correction(source[start:end])
-        if token is not None:
-            fixes[start] = (token, end)
+        tokens = lexicon.correction(source[start:end])
+        if tokens is not None:
+            fixes[start] = (tokens, end)
     return fixes
 
 
-def corrected(source: Sequence[int], fixes: dict[int, tuple[int, int]]) -> list[int]:
+def corrected(source: Sequence[int], fixes: dict[int, Fix]) -> list[int]:
     """``source`` with each word in ``fixes`` replaced by its correction."""
     out: list[int] = []
     index = 0
     while index < len(source):
-        token, index = fixes.get(index) or (source[index], index + 1)
-        out.append(token)
+        fix = fixes.get(index)
+        if fix is None:
+            out.append(source[index])
+            index += 1
+        else:
+            out.extend(fix[0])
+            index = fix[1]
     return out
 
 

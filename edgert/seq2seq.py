@@ -174,7 +174,7 @@ class Seq2SeqModel:
         the decoder positions it holds (``max_length``)."""
         self.core.vocab_signature = _vocab_signature(self.tokenizer)
         self.core.word_boundaries = _word_boundaries(self.tokenizer)
-        self.core.lexicon = Lexicon.from_tokenizer(self.tokenizer)
+        self.core.lexicon = Lexicon.from_tokenizer(self.tokenizer, _dictionary(self.bundle))
         self.core.verify_tolerance = VERIFY_TOLERANCE.get(
             self.bundle.manifest["precision"], VERIFY_TOLERANCE["int8"]
         )
@@ -323,6 +323,15 @@ def _vocab_signature(tokenizer: Any) -> str:
 
     vocab = json.dumps(sorted(tokenizer.get_vocab(with_added_tokens=True).items()))
     return hashlib.sha256(vocab.encode()).hexdigest()
+
+
+def _dictionary(bundle: Bundle) -> tuple[str, ...]:
+    """The bundle's dictionary (one word per line, most frequent first), or none."""
+    name = bundle.manifest.get("dictionary")  # absent from bundles of older exports
+    if not name:
+        return ()
+    lines = bundle.file(name).read_text(encoding="utf-8").splitlines()
+    return tuple(word for line in lines if (word := line.strip()))
 
 
 def _word_boundaries(tokenizer: Any) -> frozenset[int]:

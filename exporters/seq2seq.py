@@ -40,6 +40,7 @@ from edgert.exporters.seq2seq_static import (
     relative_bias_table,
 )
 from edgert.exporters.seq2seq_validate import validate_seq2seq
+from edgert.lexicon import DICTIONARY
 from edgert.profiles import check_steps
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class Seq2SeqExport:
     keep_intermediate: Path | None = None
     validation_texts: tuple[str, ...] = ()  # inputs for validation; default: token samples
     calibration_texts: tuple[str, ...] = ()  # static (NPU) QDQ: decode these to calibrate
+    dictionary: tuple[str, ...] = ()  # words, most frequent first: input-guided drafts' lexicon
 
 
 def load_model(source: str, revision: str | None = None) -> Any:
@@ -267,6 +269,8 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
         for name, weights in tables.items():
             save_table(weights, staging / f"{name}.npy", precision)
         (staging / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+        if options.dictionary:
+            (staging / DICTIONARY).write_text("\n".join(options.dictionary) + "\n", "utf-8")
         if static:
             np.save(staging / "self_bias.npy", static["bias"].astype(np.float32))
         for role, vector in (bias or {}).items():
@@ -276,12 +280,14 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
 
 
 def _texts_from_folder(options: Seq2SeqExport) -> Seq2SeqExport:
-    """``validation.txt`` / ``calibration.txt`` next to a local model fill unset options."""
+    """``validation.txt`` / ``calibration.txt`` / ``words.txt`` next to a local model fill
+    unset options."""
     folder = Path(options.source)
     found = {}
     for name, attribute in (
         ("validation.txt", "validation_texts"),
         ("calibration.txt", "calibration_texts"),
+        (DICTIONARY, "dictionary"),
     ):
         path = folder / name
         if not getattr(options, attribute) and path.is_file():
@@ -320,6 +326,7 @@ def _manifest(
             role: {"file": f"{name}.npy", "scale": scale} for role, (name, scale) in roles.items()
         },
         "tokenizer": "tokenizer.json",
+        "dictionary": DICTIONARY if options.dictionary else None,
         "generation": defaults,
         "model_type": model.config.model_type,
         "device": {"id": profile.id, "profile": profile.to_dict()},

@@ -127,6 +127,15 @@ def test_export_run_profile_round_trip(capsys, tmp_path):
     assert "p50 / p90 / p99" in out
 
 
+def test_export_refuses_a_missing_dictionary_file(capsys, tmp_path):
+    missing = tmp_path / "words.txt"
+    code, _, err = run(capsys, "export", "zoo:speller", "--out", str(tmp_path / "b"),
+                       "--words", str(missing))  # fmt: skip
+    assert code == 1
+    assert f"dictionary file not found: {missing}" in err
+    assert not (tmp_path / "b").exists()
+
+
 def test_run_errors(capsys, tmp_path, tiny_bundle):
     code, _, err = run(capsys, "run", str(tmp_path / "nope"), "--input", "x.npy")
     assert code == 1

@@ -62,6 +62,12 @@ def _budget(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     help="Text models: validation inputs, one per line.",
 )
 @click.option(
+    "--words",
+    type=click.Path(path_type=Path),
+    help="Text models: a dictionary for input-guided decoding, one word per line, most frequent "
+    "first [default: words.txt beside a local model].",
+)
+@click.option(
     "--force", is_flag=True, help="Replace an existing bundle once the new one is complete."
 )
 @click.option(
@@ -88,9 +94,9 @@ def _budget(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 @devices_dir_option
 @json_option
 def export(source: str, device: str, out: Path | None, family: str | None, input_shape, calibration,
-           eval_data, labels, revision, validation_text, force, keep_intermediate, max_chunks, subnet,
-           resolution, latency_budget, latency_table, force_table, accuracy_predictor, checkpoint,
-           sha256, allow_fallback, devices_dir, as_json) -> None:  # fmt: skip
+           eval_data, labels, revision, validation_text, words, force, keep_intermediate, max_chunks,
+           subnet, resolution, latency_budget, latency_table, force_table, accuracy_predictor,
+           checkpoint, sha256, allow_fallback, devices_dir, as_json) -> None:  # fmt: skip
     """Export SOURCE to a bundle for a device profile, validated against the source.
 
     SOURCE is a Hugging Face model folder or hub id (T5, BART, Marian), a Dolphin
@@ -140,6 +146,7 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
             source=source, out=out, revision=revision, force=force, allow_fallback=allow_fallback,
             keep_intermediate=keep_intermediate, validation_texts=texts,
             calibration_texts=_lines(calibration) if calibration else (),
+            dictionary=_lines(words, "dictionary") if words else (),
         )  # fmt: skip
 
     elif family == "dolphin":
@@ -204,9 +211,9 @@ def _stem(source: str) -> str:
     return source.split(":")[-1].rstrip("/").split("/")[-1].split(".")[0] or "model"
 
 
-def _lines(path: Path) -> tuple[str, ...]:
+def _lines(path: Path, what: str = "validation text") -> tuple[str, ...]:
     if not path.is_file():
-        raise ExportError(f"validation text file not found: {path}")
+        raise ExportError(f"{what} file not found: {path}", hint="pass the path of a text file")
     return tuple(
         line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
     )

@@ -2,9 +2,9 @@
 
 For tasks whose output mostly copies the input (spelling and grammar correction, post
 editing), the next output tokens are usually the next input tokens. The draft is the input
-from the aligned position on, with each input word that is not a vocabulary word (a typo,
-split into sub-word pieces) replaced by the nearest whole-word token (``edgert.lexicon``),
-so one target call can verify a whole corrected sentence. After a mismatch the alignment
+from the aligned position on, with each input word that is not a known word (a typo, split
+into sub-word pieces) replaced by the nearest known word's tokens (``edgert.lexicon``), so
+one target call can verify a whole corrected sentence. After a mismatch the alignment
 is found again by looking up the last few output tokens in the input, or, after a new word
 found nowhere in the input, at the next input word. Verified by the shared core, so the
 tokens are exactly greedy's.
@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from edgert.decoding import DecodingOptions
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
-from edgert.lexicon import Lexicon, corrections
+from edgert.lexicon import Fix, Lexicon, corrections
 from edgert.speculation import DraftingDecoder
 
 
@@ -56,12 +56,14 @@ class InputAligner:
     lexicon: Lexicon | None = None  # guesses corrections of misspelt input words; None: off
     source: list[int] = field(default_factory=list)
     position: int = 0  # next input index expected to be copied
+    spelt: int = 0  # tokens of the correction at ``position`` already in the output
     lost: bool = False  # the output left the input: re-align before the next draft
-    fixes: dict[int, tuple[int, int]] = field(default_factory=dict)  # start -> (token, end)
-    after: list[int] = field(default_factory=list)  # input index after each drafted token
+    fixes: dict[int, Fix] = field(default_factory=dict)  # start -> (tokens, end)
+    after: list[tuple[int, int]] = field(default_factory=list)  # (position, spelt) after
+    # each drafted token
 
     def reset(self, input_ids: Sequence[int]) -> None:
-        self.source, self.position, self.lost = list(input_ids), 0, False
+        self.source, self.position, self.spelt, self.lost = list(input_ids), 0, 0, False
         self.fixes = corrections(self.source, self.boundaries, self.lexicon) if self.lexicon else {}
 
     def propose(self, generated: Sequence[int], k: int) -> list[int]:
@@ -71,29 +73,44 @@ class InputAligner:
             self._relocate(generated)
         draft: list[int] = []
         self.after = []
-        index = self.position
+        index, spelt = self.position, self.spelt
         while len(draft) < k and index < len(self.source):
-            token, index = self.fixes.get(index) or (self.source[index], index + 1)
-            draft.append(token)
-            self.after.append(index)
-        return draft
+            fix = self.fixes.get(index)
+            if fix is None:
+                draft.append(self.source[index])
+                index += 1
+                self.after.append((index, 0))
+                continue
+            tokens, end = fix
+            for done in range(spelt, len(tokens)):  # a correction may be several tokens
+                draft.append(tokens[done])
+                self.after.append((index, done + 1) if done + 1 < len(tokens) else (end, 0))
+            index, spelt = end, 0
+        del self.after[k:]
+        return draft[:k]
 
     def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
         """Move past the accepted drafts and the target's own token after them."""
         if accepted:
-            self.position = self.after[accepted - 1]
-        own = generated[-1]
+            self.position, self.spelt = self.after[accepted - 1]
         if self.lost or self.position >= len(self.source):
             self.lost = True
-        elif self.source[self.position] == own:
+            return
+        own = generated[-1]
+        fix = self.fixes.get(self.position)
+        if fix is not None and fix[0][self.spelt] == own:  # the correction goes on
+            self.spelt += 1
+            if self.spelt == len(fix[0]):
+                self.position, self.spelt = fix[1], 0
+        elif not self.spelt and self.source[self.position] == own:
             self.position += 1
-        elif self.fixes.get(self.position, (None,))[0] == own:
-            self.position = self.fixes[self.position][1]
         else:
+            if self.spelt:  # the target spells this word otherwise: resume after it
+                self.position, self.spelt = fix[1], 0
             self.lost = True
 
     def _relocate(self, generated: Sequence[int]) -> None:
-        self.lost = False
+        self.lost, self.spelt = False, 0
         found = self._realign(generated)
         if found is not None:
             self.position = found

@@ -208,6 +208,8 @@ def test_optimum_cli_folder_loads_and_matches_greedy(
     ):
         got = foreign.generate(TEXTS[1], decoder=decoder, max_new_tokens=10, **extra).token_ids
         assert got == greedy, decoder
+    (out / "words.txt").write_text("hello\nworld\n", encoding="utf-8")  # a dictionary beside
+    assert edgert.load(out).core.lexicon.dictionary == ("hello", "world")
 
 
 def test_position_bias_equals_the_libraries_for_every_length():

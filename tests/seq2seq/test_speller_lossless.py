@@ -49,6 +49,16 @@ def test_the_draft_shares_the_speller_tokenizer_byte_for_byte():
     ).read_bytes()
 
 
+def test_the_speller_bundle_carries_its_dictionary(speller):
+    model, _, _ = speller
+    listed = (ZOO / "model" / "words.txt").read_text(encoding="utf-8").split()
+    assert model.bundle.manifest["dictionary"] == "words.txt"
+    assert (model.bundle.path / "words.txt").read_text(encoding="utf-8").split() == listed
+    words = model.core.lexicon.words
+    assert list(words) == listed  # every word is spelt by the tokenizer, in frequency order
+    assert any(len(tokens) > 1 for tokens in words.values())  # split words are words too
+
+
 @pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("bundles", ["speller", "speller_int8"])
 def test_identical_to_greedy_on_held_out_inputs(decoder, bundles, request):

@@ -25,20 +25,67 @@ def test_one_edit_is_a_drop_insertion_substitution_or_adjacent_swap(a, b, near):
 
 def test_misspelt_words_get_the_nearest_whole_word():
     lexicon = Lexicon(VOCAB)
-    assert lexicon.correction([6, 7, 8, 9]) == 4  # "ne v rou s" -> "nervous"
-    assert lexicon.correction([18, 19]) == 17  # "th ier" -> "their"
+    assert lexicon.correction([6, 7, 8, 9]) == (4,)  # "ne v rou s" -> "nervous"
+    assert lexicon.correction([18, 19]) == (17,)  # "th ier" -> "their"
     assert lexicon.correction([3]) is None  # already a word
     assert lexicon.correction([10, 11]) is None  # "follow": nothing one edit away
     assert lexicon.correction([16]) is None  # punctuation
-    assert lexicon.correction([14, 15]) == 12  # "hsi": "his" (swap), not "her"
+    assert lexicon.correction([14, 15]) == (12,)  # "hsi": "his" (swap), not "her"
     assert "cat" in lexicon.words  # SentencePiece's space mark counts too
 
 
 def test_typing_slips_rank_before_other_edits_then_frequency():
     lexicon = Lexicon(VOCAB)
-    assert lexicon.correction([22, 23]) == 24  # "wea": "weak" (forgotten k), not "wee"
-    assert lexicon.correction([27, 28]) == 31  # "beee": "beer" (e is next to r), not "beef"
-    assert lexicon.correction([25, 26]) == 3  # a two-letter typo: "te" forgot the h of "the"
+    assert lexicon.correction([22, 23]) == (24,)  # "wea": "weak" (forgotten k), not "wee"
+    assert lexicon.correction([27, 28]) == (31,)  # "beee": "beer" (e is next to r), not "beef"
+    assert lexicon.correction([25, 26]) == (3,)  # two letters: "te" forgot the h of "the"
+
+
+def speller(vocab):
+    """A stand-in for the tokenizer: ``" " + word`` in longest-match pieces of ``vocab``."""
+
+    def spell(words):
+        spelt = []
+        for word in words:
+            ids, rest = [], "Ġ" + word
+            while rest and (
+                piece := max((t for t in vocab if rest.startswith(t)), key=len, default="")
+            ):
+                ids.append(vocab[piece])
+                rest = rest[len(piece) :]
+            spelt.append([] if rest else ids)
+        return spelt
+
+    return spell
+
+
+def test_a_dictionary_decides_what_is_a_word_and_corrects_to_several_tokens():
+    # Without a dictionary "follow" (foll + ow) is no word and the fragment "th" is one.
+    words = ["the", "follow", "nervous", "his", "nope!"]
+    lexicon = Lexicon(VOCAB, words, speller(VOCAB))
+    assert lexicon.words == {"the": (3,), "follow": (10, 11), "nervous": (4,), "his": (12,)}
+    assert lexicon.correction([10, 11]) is None  # a dictionary word the tokenizer splits
+    assert lexicon.correction([10, 7, 11]) == (10, 11)  # "follvow": "follow", two tokens
+    assert lexicon.correction([10, 11, 11]) is None  # "followow": no word one edit away
+    assert lexicon.correction([18]) == (3,)  # "th": a token, not a word: "the"
+    assert Lexicon(VOCAB).correction([18]) is None
+
+
+def test_with_a_dictionary_fewer_tokens_then_its_order_rank_equal_slips():
+    vocab = {**VOCAB, "Ġh": 40}
+    hes = [40, 26, 9]  # "hes": "his" and "her" are both a substitution away, neither a slip
+    for words, best in ((["his", "her"], (12,)), (["her", "his"], (13,))):
+        assert Lexicon(vocab, words, speller(vocab)).correction(hes) == best
+    assert Lexicon(vocab).correction(hes) == (12,)  # no dictionary: the lowest id
+    tha = [18, 23]  # "tha": "tea" (three tokens, listed first) and "the", neither a slip
+    lexicon = Lexicon(vocab, ["tea", "the"], speller(vocab))
+    assert lexicon.words["tea"] == (25, 26, 23)
+    assert lexicon.correction(tha) == (3,)
+
+
+def test_a_dictionary_needs_a_speller():
+    with pytest.raises(ValueError, match="spell"):
+        Lexicon(VOCAB, ["the"])
 
 
 @pytest.mark.parametrize(
@@ -55,5 +102,5 @@ def test_corrections_replace_whole_input_words():
     boundaries = frozenset({1, 3, 4, 5, 6, 10, 12, 13, 14, 16, 17, 18})
     source = [3, 6, 7, 8, 9, 5, 14, 15, 16, 1]  # the ne v rou s rabbit hs i . </s>
     fixes = corrections(source, boundaries, Lexicon(VOCAB))
-    assert fixes == {1: (4, 5), 6: (12, 8)}
+    assert fixes == {1: ((4,), 5), 6: ((12,), 8)}
     assert corrected(source, fixes) == [3, 4, 5, 12, 16, 1]

@@ -258,6 +258,28 @@ def test_aligner_drafts_corrected_words_and_copies_the_rest():
     assert aligner.propose([3, 4, 5, 13], 10) == [16, 1]  # resumes after the word
 
 
+def test_aligner_drafts_corrections_of_several_tokens_across_calls():
+    from test_lexicon import VOCAB, speller
+
+    from edgert.lexicon import Lexicon
+
+    boundaries = frozenset({1, 3, 4, 5, 6, 10, 12, 13, 14, 16, 17, 18})
+    lexicon = Lexicon(VOCAB, ["the", "follow", "rabbit"], speller(VOCAB))
+    source = [3, 10, 7, 11, 5, 1]  # the foll v ow rabbit </s>: "follvow" is "foll ow"
+    aligner = InputAligner(ngram=2, boundaries=boundaries, lexicon=lexicon)
+    aligner.reset(source)
+    assert aligner.propose([], 8) == [3, 10, 11, 5, 1]
+    assert aligner.propose([], 2) == [3, 10]  # K ends inside the correction
+    aligner.accepted([3, 10, 11], 2, 2)  # the target's own token finishes it
+    assert aligner.propose([3, 10, 11], 8) == [5, 1]
+    aligner.reset(source)
+    assert aligner.propose([], 1) == [3]
+    aligner.accepted([3, 10], 1, 1)  # the target's own token starts it
+    assert aligner.propose([3, 10], 8) == [11, 5, 1]
+    aligner.accepted([3, 10, 9], 3, 0)  # ... and spells it otherwise ("folls")
+    assert aligner.propose([3, 10, 9], 8) == [5, 1]  # the copy resumes after the word
+
+
 class WideNoiseModel(StartingTableModel):
     """Multi-token calls move the logits a little, as other kernels do: near-ties flip."""
 

@@ -34,6 +34,7 @@ import random
 import re
 import tomllib
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from functools import cache
 from itertools import islice
@@ -54,6 +55,7 @@ TYPO_KINDS = ("swap", "drop", "double", "neighbour")
 _KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 _SLOT = re.compile(r"\{(\w+)\}")
 _WORD = re.compile(r"^([a-z]+)(\W*)$")
+_WORDS = re.compile(r"[a-z]+")
 _VOWELS = frozenset("aeiou")
 
 
@@ -157,6 +159,16 @@ def iter_sentences(seed: int, split: str = "train", unique: bool = False) -> Ite
 def sentences(n: int, seed: int, split: str = "train", unique: bool = False) -> list[str]:
     """``n`` clean sentences of ``split`` ("train" or "heldout"), reproducible from ``seed``."""
     return list(islice(iter_sentences(seed, split, unique), n))
+
+
+DICTIONARY_SAMPLE = 20_000  # training sentences counted to order the dictionary
+
+
+def dictionary(seed: int = 0) -> list[str]:
+    """The task's words, most frequent first in training text (then alphabetical): the
+    model folder's ``words.txt``, which input-guided decoding corrects misspelt words to."""
+    counts = Counter(w for s in sentences(DICTIONARY_SAMPLE, seed) for w in _WORDS.findall(s))
+    return sorted(vocabulary(), key=lambda w: (-counts[w], w))
 
 
 def typo(word: str, rng: random.Random, kind: str | None = None, tries: int = 20) -> str | None:

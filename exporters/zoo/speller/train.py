@@ -407,6 +407,7 @@ def main(argv: list[str] | None = None) -> dict:
         model_input_names=["input_ids", "attention_mask"],  # T5 takes no token_type_ids
     )
     fast.save_pretrained(out)
+    (out / "words.txt").write_text("\n".join(data.dictionary()) + "\n", encoding="utf-8")
     if args.draft:  # byte for byte the speller's: the ids must not drift
         shutil.copyfile(DEFAULT_OUT / "tokenizer.json", out / "tokenizer.json")
         for name in ("validation.txt", "calibration.txt"):  # same task, same export checks
