@@ -93,16 +93,28 @@ class Lexicon:
 
     def _spelt(self) -> dict[str, tuple[int, ...]]:
         """The dictionary's words (letters only) that the tokenizer spells as one word: a
-        word-start token, then pieces that spell the rest of it."""
-        texts = self.texts
+        word-start token, then pieces that spell the rest of it.
+
+        A word alone is spelt as it starts after a space by tokenizers that add one (the
+        SentencePiece kind, byte-level BPE with a prefix space); others get the space.
+        """
         listed = list(dict.fromkeys(w for w in self.dictionary if w.isalpha()))
+        spelt = self._as_words(listed, self.spell(listed))  # type: ignore[misc]
+        rest = [w for w in listed if w not in spelt]
+        if rest:
+            spelt.update(self._as_words(rest, self.spell([" " + w for w in rest])))  # type: ignore[misc]
+        return {w: spelt[w] for w in listed if w in spelt}  # in the dictionary's order
+
+    def _as_words(
+        self, words: list[str], spellings: list[Sequence[int]]
+    ) -> dict[str, tuple[int, ...]]:
         found = {}
-        for word, ids in zip(listed, self.spell(listed), strict=True):  # type: ignore[misc]
+        for word, ids in zip(words, spellings, strict=True):
             tokens = tuple(ids)
             first = self._token_of.get(tokens[0]) if tokens else None
             if first is None or first[:1] not in SPACE_MARKS:
                 continue
-            if "".join(texts.get(i, "") for i in tokens) == word:
+            if "".join(self.texts.get(i, "") for i in tokens) == word:
                 found[word] = tokens
         return found
 

@@ -104,3 +104,29 @@ def test_corrections_replace_whole_input_words():
     fixes = corrections(source, boundaries, Lexicon(VOCAB))
     assert fixes == {1: ((4,), 5), 6: ((12,), 8)}
     assert corrected(source, fixes) == [3, 4, 5, 12, 16, 1]
+
+
+def test_a_tokenizer_that_adds_no_space_is_given_one():
+    plain = speller(VOCAB)
+
+    def spell(words):  # "follow" alone is no word start; " follow" is
+        return [plain([w[1:]])[0] if w.startswith(" ") else [7] for w in words]
+
+    assert Lexicon(VOCAB, ["follow", "the"], spell).words == {"follow": (10, 11), "the": (3,)}
+
+
+def test_from_tokenizer_spells_dictionary_words_as_they_follow_a_space():
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=120,
+        special_tokens=["<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(["the cat follows the dog"] * 20, trainer)
+    tokenizer.enable_padding(pad_id=0, pad_token="<pad>")  # a padded batch: pads are dropped
+    lexicon = Lexicon.from_tokenizer(tokenizer, ["follows", "cat", "zebra"])
+    for word in ("follows", "cat", "zebra"):
+        assert lexicon.words[word] == tuple(tokenizer.encode(" " + word).ids)
