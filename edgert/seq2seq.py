@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgert.embeddings import EmbeddingTable
-from edgert.errors import InputError
+from edgert.errors import BundleError, InputError
 from edgert.lexicon import SPACE_MARKS, Lexicon
 from edgert.providers import create_session
 from edgert.schema import build
@@ -327,10 +327,23 @@ def _vocab_signature(tokenizer: Any) -> str:
 
 def _dictionary(bundle: Bundle) -> tuple[str, ...]:
     """The bundle's dictionary (one word per line, most frequent first), or none."""
-    name = bundle.manifest.get("dictionary")  # absent from bundles of older exports
+    manifest = bundle.manifest
+    name = manifest.get("dictionary")  # absent from bundles of older exports
     if not name:
         return ()
-    lines = bundle.file(name).read_text(encoding="utf-8").splitlines()
+    if "files" in manifest and name not in manifest["files"]:  # an optimum folder has none
+        raise BundleError(
+            f"the manifest of {bundle.path} names a dictionary {name!r} it does not list with a "
+            "checksum",
+            hint="re-export the bundle",
+        )
+    try:
+        lines = bundle.file(name).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(
+            f"cannot read the dictionary {name} in {bundle.path}: {exc}",
+            hint="it must be UTF-8 text, one word per line; fix or remove it",
+        ) from exc
     return tuple(word for line in lines if (word := line.strip()))
 
 

@@ -40,7 +40,7 @@ from edgert.exporters.seq2seq_static import (
     relative_bias_table,
 )
 from edgert.exporters.seq2seq_validate import validate_seq2seq
-from edgert.lexicon import DICTIONARY
+from edgert.lexicon import DICTIONARY, Lexicon
 from edgert.profiles import check_steps
 
 if TYPE_CHECKING:
@@ -210,6 +210,7 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
     model = load_model(options.source, options.revision)
     tokenizer_json = load_tokenizer_json(options.source, options.revision)
     options = _texts_from_folder(options)
+    check_dictionary(options.dictionary, tokenizer_json)
     defaults = generation_defaults(model, profile)
     with (
         tempfile.TemporaryDirectory(prefix="edgert-export-") as tmp,
@@ -294,6 +295,29 @@ def _texts_from_folder(options: Seq2SeqExport) -> Seq2SeqExport:
             lines = path.read_text(encoding="utf-8").splitlines()
             found[attribute] = tuple(line.strip() for line in lines if line.strip())
     return dataclasses.replace(options, **found) if found else options
+
+
+def check_dictionary(words: tuple[str, ...], tokenizer_json: str) -> None:
+    """Refuse a dictionary that is not one word per line, or whose words the tokenizer
+    spells none of as a word (it would be ignored: input-guided drafts would silently
+    fall back to the vocabulary's words)."""
+    if not words:
+        return
+    for number, word in enumerate(words, 1):
+        if len(word.split()) != 1:
+            raise ExportError(
+                f"dictionary entry {number} is not one word: {word!r}",
+                hint="write one word per line, most frequent first (no counts or phrases)",
+            )
+    from tokenizers import Tokenizer
+
+    lexicon = Lexicon.from_tokenizer(Tokenizer.from_str(tokenizer_json), words)
+    if not lexicon.from_dictionary:
+        raise ExportError(
+            f"the tokenizer spells none of the dictionary's {len(words)} words as a word "
+            f"(e.g. {words[0]!r})",
+            hint="check that the dictionary is in the model's language and script",
+        )
 
 
 def _static_settings(model: Any, profile: DeviceProfile) -> dict[str, Any] | None:

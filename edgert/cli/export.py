@@ -214,9 +214,14 @@ def _stem(source: str) -> str:
 def _lines(path: Path, what: str = "validation text") -> tuple[str, ...]:
     if not path.is_file():
         raise ExportError(f"{what} file not found: {path}", hint="pass the path of a text file")
-    return tuple(
-        line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ExportError(f"{what} file {path} is not UTF-8 text: {exc}") from exc
+    lines = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if not lines:
+        raise ExportError(f"{what} file {path} is empty", hint="write one entry per line")
+    return lines
 
 
 def _report(manifest: dict, out: Path, device: str, as_json: bool) -> None:

@@ -31,7 +31,7 @@ class AggressiveOptions(DecodingOptions):
     min_draft_tokens: int = 2
     max_draft_tokens: int = 32
     align_ngram: int = 2  # output tokens matched in the input to re-align
-    correct_words: bool = True  # draft the nearest vocabulary word for a misspelt input word
+    correct_words: bool = True  # draft the nearest known word for a misspelt input word
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -161,3 +161,45 @@ def test_weight_only_report_counts_the_matmuls_really_quantized(seq2seq_sources,
     graph = onnx.load(str(out / "decoder.onnx")).graph
     assert report["method"] == "weight-only int8"
     assert report["quantized_nodes"] == sum(n.op_type == "MatMulNBits" for n in graph.node) > 0
+
+
+def test_a_dictionary_must_be_one_word_a_line_that_the_tokenizer_spells():
+    from edgert.exporters.seq2seq import check_dictionary
+
+    tokenizer = (
+        resources.files("edgert.exporters.zoo") / "speller/model/tokenizer.json"
+    ).read_text()
+    check_dictionary(("the", "rabbit", "don't"), tokenizer)  # fine (words not all letters: ignored)
+    with pytest.raises(ExportError, match=r"entry 2 is not one word: 'rabbit\\t3'") as info:
+        check_dictionary(("the", "rabbit\t3"), tokenizer)
+    assert "one word per line" in info.value.hint
+    with pytest.raises(ExportError, match="spells none of the dictionary's 2 words"):
+        check_dictionary(("λέξη", "κόσμος"), tokenizer)  # byte-level pieces never spell them
+
+
+def test_a_dictionary_without_a_checksum_or_unreadable_is_refused(seq2seq_bundles, tmp_path):
+    import json
+    import shutil
+
+    from edgert.bundle import write_manifest
+    from edgert.errors import BundleError
+
+    copy = tmp_path / "t5"
+    shutil.copytree(seq2seq_bundles["t5"], copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "words.txt").write_bytes(b"caf\xe9\n")  # Latin-1, not UTF-8
+    (copy / "manifest.json").unlink()
+    write_manifest(
+        copy, {k: v for k, v in manifest.items() if k not in ("schema_version", "files")}
+    )
+    unlisted = json.loads((copy / "manifest.json").read_text())
+    unlisted["dictionary"] = "extra.txt"
+    (copy / "extra.txt").write_text("the\n")
+    (copy / "manifest.json").write_text(json.dumps(unlisted))
+    with pytest.raises(BundleError, match="does not list with a checksum"):
+        edgert.load(copy)
+    unlisted["dictionary"] = "words.txt"
+    (copy / "manifest.json").write_text(json.dumps(unlisted))
+    with pytest.raises(BundleError, match="cannot read the dictionary words.txt") as info:
+        edgert.load(copy)
+    assert "UTF-8" in info.value.hint

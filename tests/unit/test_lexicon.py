@@ -130,3 +130,21 @@ def test_from_tokenizer_spells_dictionary_words_as_they_follow_a_space():
     lexicon = Lexicon.from_tokenizer(tokenizer, ["follows", "cat", "zebra"])
     for word in ("follows", "cat", "zebra"):
         assert lexicon.words[word] == tuple(tokenizer.encode(" " + word).ids)
+
+
+def test_capitalised_words_are_known_by_their_lower_case_and_corrected_capitalised():
+    vocab = {**VOCAB, "ĠT": 41, "he": 42, "h": 43}
+    lexicon = Lexicon(vocab, ["the", "his"], speller(vocab))
+    assert lexicon.correction([41, 42]) is None  # "The": a sentence start, not a typo
+    assert lexicon.correction([41, 26, 43]) == (41, 42)  # "Teh": "The", spelt as the tokenizer does
+    assert lexicon.correction([25, 26, 43]) == (3,)  # "teh": "the"
+
+
+def test_a_dictionary_the_tokenizer_cannot_spell_leaves_the_vocabulary_words():
+    lexicon = Lexicon(VOCAB, ["the\t12", "rabbit 3"], speller(VOCAB))  # not one word a line
+    assert lexicon.words == Lexicon(VOCAB).words
+    assert lexicon.correction([6, 7, 8, 9]) == (4,)
+
+
+def test_input_without_word_starts_has_no_corrections():
+    assert corrections([7, 8, 9], frozenset({3, 4}), Lexicon(VOCAB)) == {}
