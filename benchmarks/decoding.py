@@ -9,7 +9,8 @@ pass gives every decoder a rate and a ratio to greedy, and the table shows the m
 - open-ended: the same inputs through a model of the same shape with random weights, whose
   output does not copy its input (drafts fail: this measures the cost of trying).
 
-Every plugin's tokens are compared with greedy's on every input. With a draft, speculative
+Every plugin's tokens are compared with greedy's on every input. ``replay``: the share of
+target calls that recomputed a near-tie one token at a time (see ``speculate``). With a draft, speculative
 sampling (``sample=True``) is also timed against plain sampling (input i sampled with seed
 i by both; the outputs differ, their distributions do not: see
 ``tests/unit/test_speculative_sampling.py``); ``--no-sampling`` skips that.
@@ -146,6 +147,11 @@ def run_case(
             "tokens_per_target_call": (
                 t["tokens"] / sum(s["target_calls"] for s in stats) if stats else 1.0
             ),
+            "replayed_share": (  # target calls that recomputed a near-tie one token at a time
+                sum(s.get("replayed", 0) for s in stats) / sum(s["target_calls"] for s in stats)
+                if stats
+                else None
+            ),
         }
     return rows
 
@@ -231,13 +237,14 @@ def report(key: str, rows: dict[str, Any]) -> None:
     baseline = next(iter(rows))
     print(f"\n{key}")
     print(f"  {'decoder':<15} {'tokens/s':>9} {'x ' + baseline:>10} {'range':>11} {'accept':>7} "
-          f"{'tok/call':>8} {'= ' + baseline:>10}")  # fmt: skip
+          f"{'tok/call':>8} {'replay':>6} {'= ' + baseline:>10}")  # fmt: skip
     for name, row in rows.items():
         accept = f"{row['acceptance_rate']:.2f}" if row["acceptance_rate"] is not None else "-"
         spread = f"{min(row['speedup_per_pass']):.2f}-{max(row['speedup_per_pass']):.2f}"
+        replay = f"{row['replayed_share']:.2f}" if row["replayed_share"] is not None else "-"
         same = row["identical_to_baseline"] or "-"
         print(f"  {name:<15} {row['tokens_per_s']:>9.1f} {row['speedup']:>10.2f} {spread:>11} "
-              f"{accept:>7} {row['tokens_per_target_call']:>8.2f} {same:>10}")  # fmt: skip
+              f"{accept:>7} {row['tokens_per_target_call']:>8.2f} {replay:>6} {same:>10}")  # fmt: skip
 
 
 if __name__ == "__main__":

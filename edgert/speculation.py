@@ -210,11 +210,13 @@ class VerifyTolerance:
         if self.relative:
             top = rows.max(axis=-1) if top is None else top
             low = rows.min(axis=-1)
-            if not np.all(np.isfinite(low)):  # masked (-inf) entries say nothing of the scale
+            if not np.isfinite(low).all():  # masked (-inf) entries say nothing of the scale
                 low = np.where(np.isfinite(rows), rows, np.inf).min(axis=-1)
                 low = np.where(np.isfinite(low), low, 0.0)
-            bound = np.maximum(bound, self.relative * np.maximum(top, -low))
-        return bound * max(penalty, 1.0 / penalty)
+            bound = np.maximum(top, -low)
+            bound *= self.relative
+            np.maximum(bound, self.absolute, out=bound)
+        return bound * max(penalty, 1.0 / penalty) if penalty != 1.0 else bound
 
     def __bool__(self) -> bool:
         return bool(self.absolute or self.relative)
