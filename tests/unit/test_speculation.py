@@ -280,6 +280,46 @@ def test_aligner_drafts_corrections_of_several_tokens_across_calls():
     assert aligner.propose([3, 10, 9], 8) == [5, 1]  # the copy resumes after the word
 
 
+def test_aligner_copies_a_corrected_input_in_the_fewest_calls():
+    """Seeded random inputs with corrections of one to three tokens: when the output is the
+    corrected input, every call takes all K drafts plus the target's own token, wherever K
+    cuts a correction."""
+    import math
+    import random
+
+    from edgert.lexicon import corrected
+
+    rng = random.Random(5)
+    for _ in range(300):
+        source, fixes, boundaries = [], {}, set()
+        fresh = itertools.count(1000)  # ids of the input's words and of corrections: all distinct
+        for _ in range(rng.randint(1, 10)):
+            start = len(source)
+            word = [next(fresh) for _ in range(rng.randint(1, 4))]
+            boundaries.add(word[0])
+            source += word
+            if rng.random() < 0.4:
+                fixes[start] = (tuple(next(fresh) for _ in range(rng.randint(1, 3))), len(source))
+        out = [*corrected(source, fixes), 1]  # then a stop id that is not in the input
+        for k in (1, 2, 3, 5, 8):
+            aligner = InputAligner(ngram=2, boundaries=frozenset(boundaries))
+            aligner.reset(source)
+            aligner.fixes = fixes
+            generated, calls = [], 0
+            while len(generated) < len(out):
+                draft = aligner.propose(generated, k)
+                assert len(draft) <= k
+                matched = 0
+                for token, expected in zip(draft, out[len(generated) :], strict=False):
+                    if token != expected:
+                        break
+                    matched += 1
+                generated += out[len(generated) : len(generated) + matched + 1]  # + its own
+                calls += 1
+                aligner.accepted(generated, len(draft), matched)
+            assert calls == math.ceil(len(out) / (k + 1)), (source, fixes, k)
+
+
 class WideNoiseModel(StartingTableModel):
     """Multi-token calls move the logits a little, as other kernels do: near-ties flip."""
 
