@@ -210,7 +210,7 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
     model = load_model(options.source, options.revision)
     tokenizer_json = load_tokenizer_json(options.source, options.revision)
     options = _texts_from_folder(options)
-    check_dictionary(options.dictionary, tokenizer_json)
+    spelt = check_dictionary(options.dictionary, tokenizer_json)
     defaults = generation_defaults(model, profile)
     with (
         tempfile.TemporaryDirectory(prefix="edgert-export-") as tmp,
@@ -276,7 +276,10 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
             np.save(staging / "self_bias.npy", static["bias"].astype(np.float32))
         for role, vector in (bias or {}).items():
             np.save(staging / f"{role}_position_bias.npy", vector)
-        write_manifest(staging, _manifest(options, model, profile, final, ctx, defaults, roles))
+        manifest = _manifest(options, model, profile, final, ctx, defaults, roles)
+        if options.dictionary:
+            manifest["dictionary_words"] = {"listed": len(options.dictionary), "spelt": spelt}
+        write_manifest(staging, manifest)
     return open_bundle(options.out)
 
 
@@ -297,12 +300,13 @@ def _texts_from_folder(options: Seq2SeqExport) -> Seq2SeqExport:
     return dataclasses.replace(options, **found) if found else options
 
 
-def check_dictionary(words: tuple[str, ...], tokenizer_json: str) -> None:
-    """Refuse a dictionary that is not one word per line, or whose words the tokenizer
-    spells none of as a word (it would be ignored: input-guided drafts would silently
-    fall back to the vocabulary's words)."""
+def check_dictionary(words: tuple[str, ...], tokenizer_json: str) -> int:
+    """How many of the dictionary's words the tokenizer spells as a word (the others are
+    never corrections). Refuses a dictionary that is not one word per line, or of which
+    the tokenizer spells no word: input-guided drafts would silently fall back to the
+    vocabulary's words."""
     if not words:
-        return
+        return 0
     for number, word in enumerate(words, 1):
         if len(word.split()) != 1:
             raise ExportError(
@@ -318,6 +322,7 @@ def check_dictionary(words: tuple[str, ...], tokenizer_json: str) -> None:
             f"(e.g. {words[0]!r})",
             hint="check that the dictionary is in the model's language and script",
         )
+    return len(lexicon.words)
 
 
 def _static_settings(model: Any, profile: DeviceProfile) -> dict[str, Any] | None:

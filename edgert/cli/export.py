@@ -229,7 +229,8 @@ def _report(manifest: dict, out: Path, device: str, as_json: bool) -> None:
         click.echo(json.dumps({"bundle": str(out), "device": device, "family": manifest["family"],
                                "precision": manifest["precision"], "validation": manifest["validation"],
                                "quantization": manifest.get("quantization"),
-                               "steps": manifest["steps"], "ofa": manifest.get("ofa")},
+                               "steps": manifest["steps"], "ofa": manifest.get("ofa"),
+                               "dictionary_words": manifest.get("dictionary_words")},
                               indent=2))  # fmt: skip
         return
     v = manifest["validation"]
@@ -246,6 +247,10 @@ def _report(manifest: dict, out: Path, device: str, as_json: bool) -> None:
             line += (f"; accuracy {v['accuracy_source']:.2%} -> {v['accuracy_exported']:.2%}"
                      f" (drop {v['accuracy_drop']:+.2%})")  # fmt: skip
         click.echo(line)
+    words = manifest.get("dictionary_words")
+    if words:
+        click.echo(f"dictionary {manifest['dictionary']}: {words['spelt']} of {words['listed']} "
+                   "words spelt by the tokenizer, for input-guided drafts")  # fmt: skip
     if manifest.get("ofa"):
         _report_ofa(manifest["ofa"])
     quantization = manifest.get("quantization") or {}

@@ -169,7 +169,9 @@ def test_a_dictionary_must_be_one_word_a_line_that_the_tokenizer_spells():
     tokenizer = (
         resources.files("edgert.exporters.zoo") / "speller/model/tokenizer.json"
     ).read_text()
-    check_dictionary(("the", "rabbit", "don't"), tokenizer)  # fine (words not all letters: ignored)
+    assert (
+        check_dictionary(("the", "rabbit", "don't", "λέξη"), tokenizer) == 2
+    )  # the others: ignored
     with pytest.raises(ExportError, match=r"entry 2 is not one word: 'rabbit\\t3'") as info:
         check_dictionary(("the", "rabbit\t3"), tokenizer)
     assert "one word per line" in info.value.hint
