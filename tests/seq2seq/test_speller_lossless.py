@@ -53,7 +53,10 @@ def test_the_speller_bundle_carries_its_dictionary(speller):
     model, _, _ = speller
     listed = (ZOO / "model" / "words.txt").read_text(encoding="utf-8").split()
     assert model.bundle.manifest["dictionary"] == "words.txt"
-    assert model.bundle.manifest["dictionary_words"] == {"listed": len(listed), "spelt": len(listed)}
+    assert model.bundle.manifest["dictionary_words"] == {
+        "listed": len(listed),
+        "spelt": len(listed),
+    }
     assert (model.bundle.path / "words.txt").read_text(encoding="utf-8").split() == listed
     words = model.core.lexicon.words
     assert list(words) == listed  # every word is spelt by the tokenizer, in frequency order
