@@ -111,43 +111,32 @@ class Lexicon:
         return found, False
 
     def _spelt(self) -> dict[str, tuple[int, ...]]:
-        """The dictionary's words (letters only) that the tokenizer spells as one word: a
-        word-start token, then pieces that spell the rest of it.
+        """The dictionary's words (letters only) that the tokenizer spells as one word, in
+        the dictionary's order."""
+        listed = dict.fromkeys(w for w in self.dictionary if w.isalpha())
+        return {word: tokens for word in listed if (tokens := self._spell(word))}
+
+    def _spell(self, word: str) -> tuple[int, ...] | None:
+        """``word``'s tokens where the tokenizer spells it as one word: a word-start token,
+        then pieces that spell the rest of it.
 
         A word alone is spelt as it starts after a space by tokenizers that add one (the
         SentencePiece kind, byte-level BPE with a prefix space); others get the space.
         """
-        listed = list(dict.fromkeys(w for w in self.dictionary if w.isalpha()))
-        spelt = self._as_words(listed, self.spell(listed))  # type: ignore[misc]
-        rest = [w for w in listed if w not in spelt]
-        if rest:
-            spelt.update(self._as_words(rest, self.spell([" " + w for w in rest])))  # type: ignore[misc]
-        return {w: spelt[w] for w in listed if w in spelt}  # in the dictionary's order
-
-    def _as_words(
-        self, words: list[str], spellings: list[Sequence[int]]
-    ) -> dict[str, tuple[int, ...]]:
-        found = {}
-        for word, ids in zip(words, spellings, strict=True):
-            tokens = tuple(ids)
-            first = self._token_of.get(tokens[0]) if tokens else None
-            if first is None or first[:1] not in SPACE_MARKS:
-                continue
-            if "".join(self.texts.get(i, "") for i in tokens) == word:
-                found[word] = tokens
-        return found
+        for form in (word, " " + word) if self.spell else ():
+            tokens = tuple(self.spell([form])[0])
+            first = self._token_of.get(tokens[0], "") if tokens else ""
+            spelt = "".join(self.texts.get(i, "") for i in tokens)
+            if first[:1] in SPACE_MARKS and spelt == word:
+                return tokens
+        return None
 
     def _spelling(self, word: str) -> tuple[int, ...] | None:
         """Tokens of ``word`` (a known word, or one the tokenizer spells as a word)."""
         if word in self.words:
             return self.words[word]
         if word not in self._spellings:
-            found = None
-            for form in (word, " " + word) if self.spell else ():
-                found = self._as_words([word], self.spell([form])).get(word)  # type: ignore[misc]
-                if found:
-                    break
-            self._spellings[word] = found
+            self._spellings[word] = self._spell(word)
         return self._spellings[word]
 
     @cached_property
