@@ -406,20 +406,32 @@ def meanwhile(task: Callable[..., Any] | None, *args: Any) -> Iterator[None]:
     pending.result()
 
 
+def next_draft(
+    make: Callable[[int], tuple[list[int], Sequence[Any]]], k: AdaptiveK,
+    options: DecodingOptions, produced: int, ahead: Callable[[], Any] | None = None,
+) -> tuple[list[int], Sequence[Any]]:  # fmt: skip
+    """The next draft, ``make(room)``: its tokens and what goes with them (a sampled
+    draft's distributions); nothing while drafting pauses, and an empty one is
+    ``k.declined``.
+    ``ahead``: work that runs alongside the drafting (``meanwhile``), if it happens."""
+    room = draft_room(k, options, produced)
+    if not room:
+        return [], ()
+    with meanwhile(ahead):
+        drafts, extras = make(room)
+    if not drafts:
+        k.declined()
+    return drafts, extras
+
+
 def _propose(
     proposer: Proposer, generated: list[int], k: AdaptiveK, options: DecodingOptions,
     ahead: Callable[[], Any] | None = None,
 ) -> list[int]:  # fmt: skip
-    """The next draft (none while drafting pauses); an empty one is ``k.declined``.
-    ``ahead``: work that runs alongside the drafting (``meanwhile``), if it happens."""
-    room = draft_room(k, options, len(generated))
-    if not room:
-        return []
-    with meanwhile(ahead):
-        drafts = proposer.propose(generated, room)
-    if not drafts:
-        k.declined()
-    return drafts
+    """``next_draft`` from a greedy proposer."""
+    return next_draft(
+        lambda room: (proposer.propose(generated, room), ()), k, options, len(generated), ahead
+    )[0]
 
 
 def _replay(

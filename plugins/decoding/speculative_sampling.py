@@ -24,13 +24,7 @@ import numpy as np
 
 from edgert.decoding import StepModel, constrain, finished
 from edgert.plugins.decoding.sampling import warp
-from edgert.speculation import (
-    AdaptiveK,
-    SpeculationStats,
-    draft_room,
-    encoding_ahead,
-    meanwhile,
-)
+from edgert.speculation import AdaptiveK, SpeculationStats, encoding_ahead, next_draft
 
 
 def sample_speculatively(
@@ -40,14 +34,14 @@ def sample_speculatively(
     """Sampled tokens; ``proposer`` (a ``DraftProposer``) keeps the draft's cache and draws."""
     generated: list[int] = []
     proposer.reset(input_ids)
-    room = draft_room(k, options, 0)
     while True:
         started = time.perf_counter()
-        first = room and not generated  # the target encodes meanwhile (``speculate``)
-        with meanwhile(encoding_ahead(model, proposer, input_ids) if first else None):
-            drafts, q = _draft(proposer, generated, room, options, rng) if room else ([], [])
-        if room and not drafts:
-            k.declined()
+        # the first draft runs while the target encodes the input (``speculate``)
+        ahead = None if generated else encoding_ahead(model, proposer, input_ids)
+        drafts, q = next_draft(
+            lambda room: _draft(proposer, generated, room, options, rng),
+            k, options, len(generated), ahead,
+        )  # fmt: skip
         stats.draft_s += time.perf_counter() - started
         started = time.perf_counter()
         rows = _target_rows(model, input_ids, generated, drafts, stats)
@@ -64,7 +58,6 @@ def sample_speculatively(
         unused = len(rows) - len(emitted)  # fed tokens whose rows were not used
         if unused:
             model.rollback(model.length - unused)
-        room = draft_room(k, options, len(generated))
 
 
 def _draft(
@@ -122,7 +115,7 @@ def _target_rows(
 
 
 def _verify(
-    rows: np.ndarray, drafts: list[int], q: list[np.ndarray], generated: list[int],
+    rows: np.ndarray, drafts: list[int], q: Sequence[np.ndarray], generated: list[int],
     options: Any, rng: np.random.Generator,
 ) -> tuple[list[int], int]:  # fmt: skip
     """The tokens this call emits (kept drafts, then one more) and how many drafts were kept.
