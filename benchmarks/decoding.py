@@ -10,9 +10,9 @@ pass gives every decoder a rate and a ratio to greedy, and the table shows the m
   output does not copy its input (drafts fail: this measures the cost of trying).
 
 Every plugin's tokens are compared with greedy's on every input. ``replay``: the share of
-target calls that recomputed a near-tie one token at a time (see ``speculate``). With a draft, speculative
-sampling (``sample=True``) is also timed against plain sampling (input i sampled with seed
-i by both; the outputs differ, their distributions do not: see
+target calls that recomputed a near-tie one token at a time (see ``speculate``). With a
+draft, speculative sampling (``sample=True``) is also timed against plain sampling (input
+i sampled with seed i by both; the outputs differ, their distributions do not: see
 ``tests/unit/test_speculative_sampling.py``); ``--no-sampling`` skips that.
 
     python benchmarks/decoding.py [--inputs 200] [--passes 3] [--draft DRAFT_MODEL_DIR] [--out ...]
@@ -44,6 +44,7 @@ import numpy as np
 import edgert
 from edgert.catalog import get_catalog
 from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+from edgert.lexicon import DICTIONARY
 
 DECODERS = ("greedy", "aggressive", "lookup", "speculative")
 
@@ -84,7 +85,7 @@ def random_copy(source: Path, out: Path) -> Path:
         model = AutoModelForSeq2SeqLM.from_config(AutoConfig.from_pretrained(source))
         model.generation_config = AutoModelForSeq2SeqLM.from_pretrained(source).generation_config
         model.save_pretrained(out)
-        for name in ("tokenizer.json", "words.txt"):  # the same tokenizer and dictionary
+        for name in ("tokenizer.json", DICTIONARY):  # the same tokenizer and dictionary
             shutil.copy(source / name, out / name)
     return out
 

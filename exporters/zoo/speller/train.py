@@ -65,6 +65,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgert.lexicon import DICTIONARY
+
 from . import data
 
 DEFAULT_OUT = Path(__file__).resolve().with_name("model")
@@ -407,7 +409,7 @@ def main(argv: list[str] | None = None) -> dict:
         model_input_names=["input_ids", "attention_mask"],  # T5 takes no token_type_ids
     )
     fast.save_pretrained(out)
-    (out / "words.txt").write_text("\n".join(data.dictionary()) + "\n", encoding="utf-8")
+    (out / DICTIONARY).write_text("\n".join(data.dictionary()) + "\n", encoding="utf-8")
     if args.draft:  # byte for byte the speller's: the ids must not drift
         shutil.copyfile(DEFAULT_OUT / "tokenizer.json", out / "tokenizer.json")
         for name in ("validation.txt", "calibration.txt"):  # same task, same export checks
