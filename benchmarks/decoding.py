@@ -16,6 +16,11 @@ i sampled with seed i by both; the outputs differ, their distributions do not: s
 ``tests/unit/test_speculative_sampling.py``); ``--no-sampling`` skips that.
 
     python benchmarks/decoding.py [--inputs 200] [--passes 3] [--draft DRAFT_MODEL_DIR] [--out ...]
+    python benchmarks/decoding.py --devices nvidia-cuda-fp16 --draft-device match  # on a GPU
+
+``--devices``: the profiles to export for (default: ``cpu-generic`` and this machine's int8
+profile); ``--run-device``: a profile whose providers run every bundle instead of its own
+(an fp32 bundle on CUDA: ``--devices cpu-generic --run-device nvidia-cuda-fp16``).
 
 ``--draft`` is a Hugging Face folder of a smaller model trained for the same task with the
 same tokenizer; by default the embedded ``zoo:speller-draft``
@@ -65,6 +70,23 @@ def export(source: Path, out: Path, device: str) -> Path:
     return out
 
 
+def host() -> dict[str, Any]:
+    """Where the numbers come from: a ratio means little without the machine and build."""
+    import platform
+
+    import onnxruntime as ort
+
+    from edgert.host import this_host
+
+    return {
+        "cpu": this_host().cpu_name,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "providers": ort.get_available_providers(),
+    }
+
+
 def workload(count: int, seed: int, workdir: Path | None, prefix: str) -> tuple[list[str], Path]:
     """``count`` held-out misspelt inputs of the speller's task, and the folder for exports
     (``workdir``, kept between runs, or a new temporary one)."""
@@ -92,15 +114,16 @@ def random_copy(source: Path, out: Path) -> Path:
 
 def run_case(
     target: Path, contenders: dict[str, tuple[str, dict[str, Any]]], inputs: list[str],
-    new_tokens: int, passes: int, exact: bool = True,
+    new_tokens: int, passes: int, exact: bool = True, device: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """``passes`` interleaved passes over ``inputs``; rates and ratios are per-pass medians.
 
     ``contenders``: name -> (decoder, options); the first is the baseline. ``exact``: every
     contender must emit the baseline's tokens (lossless decoders vs greedy); otherwise
-    (sampling) input ``i`` is sampled with seed ``i`` and nothing is compared.
+    (sampling) input ``i`` is sampled with seed ``i`` and nothing is compared. ``device``:
+    run with this profile's providers instead of the bundle's.
     """
-    model = edgert.load(target, threads=1)
+    model = edgert.load(target, device=device, threads=1)
     names = list(contenders)
     baseline = names[0]
 
@@ -140,6 +163,7 @@ def run_case(
             "baseline": baseline,
             "speedup": float(np.median(ratios)),
             "speedup_per_pass": ratios,
+            "provider": model.provider,
             "identical_to_baseline": f"{t['identical']}/{checked}" if exact else None,
             "all_identical": t["identical"] == checked if exact else None,
             "acceptance_rate": float(np.mean([s["acceptance_rate"] for s in stats]))
@@ -190,6 +214,11 @@ def main() -> None:
         "--no-sampling", dest="sampling", action="store_false",
         help="skip speculative sampling vs plain sampling",
     )  # fmt: skip
+    parser.add_argument(
+        "--devices", type=lambda text: text.split(","),
+        help="comma-separated profiles to export for (default: cpu-generic and the int8 one)",
+    )  # fmt: skip
+    parser.add_argument("--run-device", help="run every bundle with this profile's providers")
     parser.add_argument("--workdir", type=Path, help="keep exports here between runs")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/decoding.json"))
     args = parser.parse_args()
@@ -197,15 +226,18 @@ def main() -> None:
     source = speller_dir()
     open_ended = random_copy(source, work / "open-ended-src")
     results: dict[str, Any] = {
+        "host": host(),
         "inputs": len(inputs),
         "passes": args.passes,
         "draft_device": args.draft_device,
+        "run_device": args.run_device,
         "new_tokens_cap": args.new_tokens,
         "load_average_before": os.getloadavg(),  # a shared machine: ratios, not absolutes
         "cases": {},
     }
-    for precision, device in (("fp32", "cpu-generic"), ("int8", int8_device())):
-        target = export(source, work / f"speller-{precision}", device)
+    for device in args.devices or ["cpu-generic", int8_device()]:
+        precision = edgert.resolve_device(device)[0].export.precision
+        target = export(source, work / f"speller-{device}", device)
         draft = None
         if args.draft and (args.draft / "config.json").is_file():
             draft_device = {"int8": int8_device(), "match": device}.get(
@@ -215,18 +247,20 @@ def main() -> None:
         else:
             results["speculative"] = "skipped: no draft model (train one: speller.train --draft)"
             print(results["speculative"])
-        noise = export(open_ended, work / f"open-ended-{precision}", device)
+        noise = export(open_ended, work / f"open-ended-{device}", device)
+        ran = f" on {args.run_device}" if args.run_device else ""
         for case, bundle in (("copy-heavy", target), ("open-ended", noise)):
-            key = f"{case} {precision} ({device})"
+            key = f"{case} {precision} ({device}{ran})"
             results["cases"][key] = run_case(
-                bundle, lossless(draft), inputs, args.new_tokens, args.passes
+                bundle, lossless(draft), inputs, args.new_tokens, args.passes, True, args.run_device
             )
             report(key, results["cases"][key])
             if draft and args.sampling:
-                key = f"{case} {precision} ({device}), sampling"
+                key = f"{case} {precision} ({device}{ran}), sampling"
                 results["cases"][key] = run_case(
-                    bundle, sampling(draft), inputs, args.new_tokens, args.passes, exact=False
-                )
+                    bundle, sampling(draft), inputs, args.new_tokens, args.passes, False,
+                    args.run_device,
+                )  # fmt: skip
                 report(key, results["cases"][key])
     results["load_average_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -236,7 +270,7 @@ def main() -> None:
 
 def report(key: str, rows: dict[str, Any]) -> None:
     baseline = next(iter(rows))
-    print(f"\n{key}")
+    print(f"\n{key}, on {rows[baseline]['provider']}")
     print(f"  {'decoder':<15} {'tokens/s':>9} {'x ' + baseline:>10} {'range':>11} {'accept':>7} "
           f"{'tok/call':>8} {'replay':>6} {'= ' + baseline:>10}")  # fmt: skip
     for name, row in rows.items():

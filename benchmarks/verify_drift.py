@@ -3,10 +3,10 @@
 Greedy decoding computes every position in a one-token call; lossless decoders verify
 drafts several positions per call. Kernels take other code paths for other shapes, so the
 logits differ a little (fp32: summation order; weight-only int8 with int8 compute: some
-activations round differently). Lossless decoders recompute a position alone when its top
-two logits are closer than the bound in ``edgert.seq2seq.VERIFY_TOLERANCE``; this script
-measures the drift that bound must cover, absolute and relative to each row's largest
-``|logit|``, on:
+activations round differently; TF32 on CUDA). Lossless decoders recompute a position
+alone when its top two logits are closer than ``edgert.seq2seq.verify_bound`` (the
+precision's bound, raised by the provider's ``verify_drift``); this script measures the
+drift that bound must cover, absolute and relative to each row's largest ``|logit|``, on:
 
 - the embedded speller (small logits) at fp32, int8 and int4;
 - its random-weight copy (the open-ended model of ``benchmarks/decoding.py``);
@@ -16,6 +16,12 @@ For each held-out input, greedy's tokens are fed one per call and then all in on
 (and half of them, so both call shapes of a verification are seen).
 
     python benchmarks/verify_drift.py [--inputs 300] [--workdir DIR] [--out ...]
+    python benchmarks/verify_drift.py --devices nvidia-cuda-fp16,cpu-generic \
+        --run-device nvidia-cuda-fp16  # on a GPU: fp16 and fp32 bundles on CUDA
+
+``--devices``: export every model for each of these profiles (by default the speller at
+fp32, int4 and int8, the random models at int8); ``--run-device``: run the bundles with
+this profile's providers instead of their own.
 """
 
 from __future__ import annotations
@@ -26,10 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from decoding import export, int8_device, random_copy, speller_dir, workload
+from decoding import export, host, int8_device, random_copy, speller_dir, workload
 
 import edgert
-from edgert.seq2seq import VERIFY_TOLERANCE
 
 
 def random_t5v11(source: Path, out: Path) -> Path:
@@ -49,9 +54,11 @@ def random_t5v11(source: Path, out: Path) -> Path:
     return out
 
 
-def drift(bundle: Path, inputs: list[str], new_tokens: int) -> dict[str, Any]:
+def drift(
+    bundle: Path, inputs: list[str], new_tokens: int, device: str | None = None
+) -> dict[str, Any]:
     """Max and 99th-percentile drift over every verified row of every input."""
-    model = edgert.load(bundle, threads=1)
+    model = edgert.load(bundle, device=device, threads=1)
     core = model.core
     absolute, relative = [], []
     for text in inputs:
@@ -63,9 +70,10 @@ def drift(bundle: Path, inputs: list[str], new_tokens: int) -> dict[str, Any]:
             absolute.extend(rows)
             relative.extend(rows / np.abs(single[: cut + 1]).max(axis=1))
     precision = model.bundle.manifest["precision"]
-    bound = VERIFY_TOLERANCE.get(precision, VERIFY_TOLERANCE["int8"])
+    bound = core.verify_tolerance  # the precision's, raised by the provider's (see verify_bound)
     return {
         "precision": precision,
+        "provider": model.provider,
         "rows": len(absolute),
         "max_abs": float(np.max(absolute)),
         "p99_abs": float(np.quantile(absolute, 0.99)),
@@ -80,6 +88,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, default=300)
     parser.add_argument("--new-tokens", type=int, default=24)
+    parser.add_argument(
+        "--devices", type=lambda text: text.split(","),
+        help="comma-separated profiles to export every model for",
+    )  # fmt: skip
+    parser.add_argument("--run-device", help="run every bundle with this profile's providers")
     parser.add_argument("--workdir", type=Path, help="keep exports here between runs")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/verify_drift.json"))
     args = parser.parse_args()
@@ -90,16 +103,24 @@ def main() -> None:
         "random speller": random_copy(source, work / "open-ended-src"),
         "random t5 v1.1": random_t5v11(source, work / "t5v11-src"),
     }
-    cases = [("speller", "cpu-generic"), ("speller", "x86-avx512-vnni-int4")]
-    cases += [(name, int8_device()) for name in models]
-    results: dict[str, Any] = {"inputs": len(inputs), "cases": {}}
-    print(f"{'model':<16} {'device':<22} {'max |d|':>8} {'p99 |d|':>8} "
+    if args.devices:
+        cases = [(name, device) for name in models for device in args.devices]
+    else:
+        cases = [("speller", "cpu-generic"), ("speller", "x86-avx512-vnni-int4")]
+        cases += [(name, int8_device()) for name in models]
+    results: dict[str, Any] = {
+        "host": host(),
+        "inputs": len(inputs),
+        "run_device": args.run_device,
+        "cases": {},
+    }
+    print(f"{'model':<16} {'device':<22} {'provider':<26} {'max |d|':>8} {'p99 |d|':>8} "
           f"{'max rel':>8} {'p99 rel':>8} {'bound rel':>9} {'margin':>7}")  # fmt: skip
     for name, device in cases:
         bundle = export(models[name], work / f"{name.replace(' ', '-')}-{device}", device)
-        row = drift(bundle, inputs, args.new_tokens)
+        row = drift(bundle, inputs, args.new_tokens, args.run_device)
         results["cases"][f"{name} ({device})"] = row
-        print(f"{name:<16} {device:<22} {row['max_abs']:>8.4f} {row['p99_abs']:>8.4f} "
+        print(f"{name:<16} {device:<22} {row['provider']:<26} {row['max_abs']:>8.4f} {row['p99_abs']:>8.4f} "
               f"{row['max_rel']:>8.4f} {row['p99_rel']:>8.4f} {row['bound']['relative']:>9.4f} "
               f"{row['relative_margin']:>6.1f}x")  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
