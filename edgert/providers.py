@@ -45,6 +45,14 @@ class Provider:
     capabilities: ClassVar[frozenset[str]] = frozenset()
     device_class: ClassVar[str] = "cpu"  # cpu | gpu | npu
     install_hint: ClassVar[str] = "pip install onnxruntime"
+    # How far a decoder's logits may move on this provider between a one-token and a
+    # multi-token call, whatever the bundle's precision: (absolute, relative to the row's
+    # largest |logit|). Lossless decoders recompute a verified position alone when its top
+    # two logits are closer than this (``edgert.speculation.VerifyTolerance``). Kernels
+    # picked per shape, TF32 or fp16 arithmetic on accelerators make it larger than the
+    # precision's own rounding; a provider nobody measured gets the loosest bound, which
+    # costs speed, never tokens. ``benchmarks/verify_drift.py --run-device`` measures it.
+    verify_drift: ClassVar[tuple[float, float]] = (0.5, 0.1)
 
     def is_available(self) -> bool:
         """Whether this ONNX Runtime build can create sessions with the provider."""
@@ -71,11 +79,16 @@ class Provider:
         return build(self.Options, raw, f"{profile.id} [runtime.options.{self.name}]")
 
     def provider_options(self, options: Any) -> dict[str, str]:
-        """ORT provider options: every set field as a string (booleans as "1"/"0")."""
+        """ORT provider options: every set field as a string (booleans as "1"/"0").
+
+        ``device_id`` 0 is left out: it is ONNX Runtime's default, and given any
+        ``device_id`` ONNX Runtime first looks for a plugin library of the provider and
+        logs a warning at every session it creates when there is none (seen with CUDA).
+        """
         out = {}
         for f in dataclasses.fields(options):
             value = getattr(options, f.name)
-            if value is None or value == "":
+            if value is None or value == "" or (f.name == "device_id" and value == 0):
                 continue
             out[f.metadata.get("ort_key", f.name)] = (
                 ("1" if value else "0") if isinstance(value, bool) else str(value)

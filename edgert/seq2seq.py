@@ -19,7 +19,7 @@ import numpy as np
 from edgert.embeddings import EmbeddingTable
 from edgert.errors import BundleError, InputError
 from edgert.lexicon import SPACE_MARKS, Lexicon
-from edgert.providers import create_session
+from edgert.providers import Provider, create_session
 from edgert.schema import build
 from edgert.seq2seq_core import Layout, PositionBias, Seq2SeqCore
 from edgert.seq2seq_static_core import StaticSeq2SeqCore
@@ -29,18 +29,32 @@ if TYPE_CHECKING:
     from edgert.bundle import Bundle
     from edgert.catalog import Catalog
     from edgert.profiles import DeviceProfile
+    from edgert.providers import SessionInfo
 
 # How far a decoder's logits may move between a one-token and a multi-token call, by
 # bundle precision: ``benchmarks/verify_drift.py`` measures the drift on the speller and on
-# random-weight T5 models. fp32 moves by ~1e-5 (summation order); int8 weight-only with
-# int8 compute by up to 2.5% of a row's largest |logit| (0.19 on the speller), so int8
-# gets about 4x that, and at least 0.5. Lossless decoders recompute a verified position
-# alone when its top two logits are closer than this. int4 (1.0% measured) and fp16
-# (not measured here: no GPU; rounding of the same kind) get the int8 bounds.
+# random-weight T5 models. fp32 moves by ~1e-5 on CPU (summation order); int8 weight-only
+# with int8 compute by up to 2.5% of a row's largest |logit| (0.19 on the speller), so
+# int8 gets about 4x that, and at least 0.5; int4 (1.0% measured) gets the int8 bound.
+# fp16 moved by up to 0.2% on CUDA and gets 5x that. Lossless decoders recompute a
+# verified position alone when its top two logits are closer than this. The provider
+# that runs the decoder may raise the bound (``Provider.verify_drift``: TF32 on CUDA).
 VERIFY_TOLERANCE = {
     "fp32": VerifyTolerance(absolute=1e-3, relative=1e-4),
+    "fp16": VerifyTolerance(absolute=0.1, relative=0.01),
     "int8": VerifyTolerance(absolute=0.5, relative=0.1),
 }
+
+
+def verify_bound(precision: str, decoder: SessionInfo, catalog: Catalog) -> VerifyTolerance:
+    """The precision's bound, raised to the ``verify_drift`` of every provider that runs
+    part of the decoder (a provider edgert does not know gets the loosest bound)."""
+    bound = VERIFY_TOLERANCE.get(precision, VERIFY_TOLERANCE["int8"])
+    for name in decoder.placement or [decoder.active]:
+        provider = catalog.providers.get(name) if name in catalog.providers else Provider
+        bound = bound.at_least(*provider.verify_drift)
+    return bound
+
 
 OPTIONS_CACHE = 64  # validated decoder options kept per model
 
@@ -175,8 +189,8 @@ class Seq2SeqModel:
         self.core.vocab_signature = _vocab_signature(self.tokenizer)
         self.core.word_boundaries = _word_boundaries(self.tokenizer)
         self.core.lexicon = Lexicon.from_tokenizer(self.tokenizer, _dictionary(self.bundle))
-        self.core.verify_tolerance = VERIFY_TOLERANCE.get(
-            self.bundle.manifest["precision"], VERIFY_TOLERANCE["int8"]
+        self.core.verify_tolerance = verify_bound(
+            self.bundle.manifest["precision"], self.session_info, self.catalog
         )
         self.core.profile_id = self.profile.id
         self.core.max_length = self.defaults["max_total_length"]  # a draft must stop there too

@@ -218,6 +218,10 @@ class VerifyTolerance:
             np.maximum(bound, self.absolute, out=bound)
         return bound * max(penalty, 1.0 / penalty) if penalty != 1.0 else bound
 
+    def at_least(self, absolute: float, relative: float) -> VerifyTolerance:
+        """This bound, raised to ``absolute`` and ``relative`` where they are larger."""
+        return VerifyTolerance(max(self.absolute, absolute), max(self.relative, relative))
+
     def __bool__(self) -> bool:
         return bool(self.absolute or self.relative)
 

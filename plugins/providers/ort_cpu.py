@@ -26,6 +26,8 @@ class CpuProvider(Provider):
         {"fp32", "int8", "int8-qdq", "int4", "dynamic-shapes", "static-shapes", "if-op"}
     )
     device_class: ClassVar[str] = "cpu"
+    # Only the precision's own rounding (``edgert.seq2seq.VERIFY_TOLERANCE``, measured here).
+    verify_drift: ClassVar[tuple[float, float]] = (0.0, 0.0)
 
     def provider_options(self, options: CpuOptions) -> dict[str, str]:
         """The CPU provider takes one key, the arena switch."""

@@ -105,11 +105,12 @@ def test_provider_options_come_typed_from_the_profile(catalog):
     cuda, _ = edgert.resolve_device("nvidia-cuda-fp16")
     provider = catalog.providers.get("ort-cuda")()
     assert provider.provider_options(provider.options_from(cuda)) == {
-        "device_id": "0",
-        "cudnn_conv_algo_search": "HEURISTIC",
+        "cudnn_conv_algo_search": "HEURISTIC",  # device_id 0 is ORT's default: left out
         "do_copy_in_default_stream": "1",
         "enable_cuda_graph": "0",
     }
+    second = cuda.with_runtime(options={"ort-cuda": {"device_id": 1}})
+    assert provider.provider_options(provider.options_from(second))["device_id"] == "1"
 
 
 def test_every_provider_declares_capabilities_and_an_install_hint(catalog):
@@ -120,3 +121,28 @@ def test_every_provider_declares_capabilities_and_an_install_hint(catalog):
         provider = provider_cls()
         if not provider.is_available():
             assert provider.unavailable_reason()
+
+
+def test_providers_that_run_the_decoder_can_only_loosen_the_verify_bound(catalog):
+    """Lossless decoders settle near-ties by this bound. A provider whose kernels drift
+    more than the precision's rounding (TF32 on CUDA) raises it; one nobody measured gets
+    the loosest bound (slower, never other tokens)."""
+    from edgert.providers import SessionInfo
+    from edgert.seq2seq import VERIFY_TOLERANCE, verify_bound
+    from edgert.speculation import VerifyTolerance
+
+    def on(*names):
+        placement = dict.fromkeys(names, 1)
+        return SessionInfo(
+            session=None, requested=list(names), active=names[0], placement=placement
+        )
+
+    loosest = VerifyTolerance(*Provider.verify_drift)
+    cuda = VerifyTolerance(*catalog.providers.get("ort-cuda").verify_drift)
+    assert verify_bound("fp32", on("ort-cpu"), catalog) == VERIFY_TOLERANCE["fp32"]
+    assert verify_bound("fp32", on("ort-cuda"), catalog) == cuda
+    assert cuda.relative > VERIFY_TOLERANCE["fp32"].relative
+    assert verify_bound("int8", on("ort-cuda"), catalog) == VERIFY_TOLERANCE["int8"]
+    assert verify_bound("fp32", on("ort-cuda", "ort-tensorrt"), catalog) == loosest
+    assert verify_bound("fp16", on("SomeOtherExecutionProvider"), catalog) == loosest
+    assert VERIFY_TOLERANCE["fp16"].at_least(0.2, 0.0) == VerifyTolerance(0.2, 0.01)
