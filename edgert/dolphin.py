@@ -127,7 +127,7 @@ class DolphinModel(Seq2SeqModel):
         if options.get("decoder") == "speculative" and options.get("draft"):
             from edgert.plugins.decoding.speculative import load_draft
 
-            draft = load_draft(str(options["draft"]))
+            draft = load_draft(str(options["draft"]), self.core.run_device)
             if isinstance(getattr(draft, "context", None), ContextMemory):
                 draft.use_memory(draft.context.memory(context, context_policy=policy)[0])
         return stats

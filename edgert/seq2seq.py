@@ -12,6 +12,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -193,8 +194,16 @@ class Seq2SeqModel:
             self.bundle.manifest["precision"], self.session_info, self.catalog
         )
         self.core.profile_id = self.profile.id
+        self.core.run_device = self._run_device()
         self.core.max_length = self.defaults["max_total_length"]  # a draft must stop there too
         self._parsed: dict[Any, tuple[Any, Any]] = {}
+
+    def _run_device(self) -> str | None:
+        """The ``.toml`` of the profile this model was told to run with (``--device``),
+        for ``edgert.load``; None when it runs with the profile its manifest holds. A
+        draft model follows it: the user said where to run."""
+        source = self.profile.source
+        return str(Path(source).resolve()) if source.endswith(".toml") else None
 
     @property
     def provider(self) -> str:

@@ -61,8 +61,10 @@ class SpeculativeOptions(SamplingOptions):
 
 
 @functools.lru_cache(maxsize=4)
-def load_draft(path: str) -> Any:
-    """The draft bundle's step model (loaded once per process), on one thread.
+def load_draft(path: str, device: str | None = None) -> Any:
+    """The draft bundle's step model (loaded once per process), on one thread, with
+    ``device``'s providers where the target was told to run elsewhere than its own
+    profile (``--device``), else with the draft's own.
 
     The draft runs in between target calls: idle worker threads of a multi-threaded draft
     session spin on the cores the target needs next (measured: target steps 1.5x slower),
@@ -70,7 +72,7 @@ def load_draft(path: str) -> Any:
     """
     import edgert
 
-    return edgert.load(path, threads=1).core
+    return edgert.load(path, device=device, threads=1).core
 
 
 @dataclass
@@ -208,7 +210,7 @@ class SpeculativeDecoder(DraftingDecoder):
 
     def proposer(self, model: Any, options: Any) -> Any:
         """The draft bundle, checked against the target, behind a proposer."""
-        draft = load_draft(options.draft)
+        draft = load_draft(options.draft, getattr(model, "run_device", None))
         check_compatible(model, draft, options.draft)
         boundaries = getattr(draft, "word_boundaries", frozenset())
         lexicon = getattr(draft, "lexicon", None)

@@ -218,3 +218,25 @@ def test_text_runtime_runs_without_torch_or_transformers(seq2seq_bundles):
     )
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 5
+
+
+def test_the_draft_runs_where_the_target_was_told_to_run(
+    seq2seq_sources, seq2seq_bundles, tmp_path
+):
+    """A draft exported for a GPU runs on its own profile, unless the target was given a
+    device (``--device``): then both run there."""
+    from edgert.catalog import get_catalog
+    from edgert.errors import ProviderUnavailableError
+    from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+
+    gpu, _ = edgert.resolve_device("nvidia-cuda-fp16")
+    draft = tmp_path / "gpu-draft"
+    export_seq2seq(Seq2SeqExport(source=str(seq2seq_sources["t5"]), out=draft), gpu, get_catalog())
+    options = dict(OPTIONS, draft=str(draft), confidence=0.0)
+    model = edgert.load(seq2seq_bundles["t5"], device="cpu-generic")
+    got = model.generate(TEXTS[0], decoder="speculative", **options)
+    assert got.token_ids == model.generate(TEXTS[0], **OPTIONS).token_ids
+    assert got.stats["accepted"] > 0  # the same weights in fp16: the draft did draft
+    if not get_catalog().providers.get("ort-cuda")().is_available():
+        with pytest.raises(ProviderUnavailableError, match="nvidia-cuda-fp16"):
+            edgert.load(seq2seq_bundles["t5"]).generate(TEXTS[0], decoder="speculative", **options)
