@@ -158,3 +158,24 @@ def test_profile_of_a_simulated_npu_bundle_is_labelled(capsys, digits_bundles):
     assert report["simulated"] == get_catalog().providers.get("ort-qnn")().simulated()
     assert report["provider"] == "ort-qnn"
     assert set(report["placement"]) == {"ort-qnn"}
+
+
+@pytest.mark.parametrize(
+    ("source", "flag", "value", "family"),
+    [
+        ("zoo:digits", "--words", "words.txt", "seq2seq"),
+        ("zoo:digits", "--validation-text", "texts.txt", "seq2seq"),
+        ("zoo:speller", "--resolution", "160", "ofa"),
+        ("zoo:speller", "--max-chunks", "2", "dolphin"),
+        ("zoo:speller", "--input-shape", "1,8", "cnn"),
+    ],
+)
+def test_export_refuses_options_of_another_family(capsys, tmp_path, source, flag, value, family):
+    """An option the model's family does not take would be ignored without a word."""
+    out = tmp_path / "b"
+    code, _, err = run(capsys, "export", source, "--out", str(out), flag, value)
+    assert code == 1
+    assert f"{flag} does not apply to {source}" in err
+    assert f"it is for {family}" in err
+    assert f"hint: drop {flag}" in err
+    assert not out.exists()

@@ -33,6 +33,40 @@ def _budget(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(f"{value!r} is not a latency like 8ms or 0.5s") from None
 
 
+# Options that only some families take (the rest take every family): given for another
+# family they would be ignored, and the user would not know.
+FAMILY_OPTIONS = {
+    "input_shape": ("cnn",),
+    "calibration": ("cnn", "seq2seq", "ofa"),
+    "eval_data": ("cnn", "ofa"),
+    "labels": ("cnn", "ofa"),
+    "revision": ("seq2seq", "dolphin"),
+    "validation_text": ("seq2seq",),
+    "words": ("seq2seq",),
+    "max_chunks": ("dolphin",),
+    **dict.fromkeys(
+        ("subnet", "resolution", "latency_budget", "latency_table", "force_table",
+         "accuracy_predictor", "checkpoint", "sha256"),
+        ("ofa",),
+    ),
+}  # fmt: skip
+
+
+def check_family_options(ctx: click.Context, family: str, source: str) -> None:
+    """Refuse options given on the command line that ``family`` does not take."""
+    from click.core import ParameterSource
+
+    for name, families in FAMILY_OPTIONS.items():
+        if family in families or ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
+            continue
+        flag = "--" + name.replace("_", "-")
+        raise ExportError(
+            f"{flag} does not apply to {source}, a {family} model: it is for "
+            f"{', '.join(families)} models",
+            hint=f"drop {flag}, or pass --family if {source} is not a {family} model",
+        )
+
+
 @click.command()
 @click.argument("source")
 @click.option(
@@ -127,9 +161,10 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
     if reason and not as_json:
         click.echo(f"device auto -> {profile.id} ({reason})")
     catalog = get_catalog()
-    source = _zoo_path(source)
+    given, source = source, _zoo_path(source)
     family = family or detect_family(source)
     fam = catalog.families.get(family)
+    check_family_options(click.get_current_context(), family, given)
     out = out or Path(f"{_stem(source)}-{profile.id}")
     check_output(out, force)
     if family == "cnn":
