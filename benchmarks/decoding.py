@@ -13,7 +13,10 @@ Every plugin's tokens are compared with greedy's on every input. ``replay``: the
 target calls that recomputed a near-tie one token at a time (see ``speculate``). With a
 draft, speculative sampling (``sample=True``) is also timed against plain sampling (input
 i sampled with seed i by both; the outputs differ, their distributions do not: see
-``tests/unit/test_speculative_sampling.py``); ``--no-sampling`` skips that.
+``tests/unit/test_speculative_sampling.py``); ``--no-sampling`` skips that. After the timed
+passes, one more pass shows where each decoder's time goes per input (``breakdown``): the
+target's encoder and decoder calls, the draft model, and the rest (tokenizer, Python), with
+the ratio each decoder would reach if its target decoder calls cost nothing (``ceiling``).
 
     python benchmarks/decoding.py [--inputs 200] [--passes 3] [--draft DRAFT_MODEL_DIR] [--out ...]
     python benchmarks/decoding.py --devices nvidia-cuda-fp16 --draft-device match  # on a GPU
@@ -181,6 +184,61 @@ def run_case(
     return rows
 
 
+def breakdown(
+    target: Path, contenders: dict[str, tuple[str, dict[str, Any]]], inputs: list[str],
+    new_tokens: int, device: str | None = None,
+) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Where each decoder's time goes, per input (one untimed pass with the sessions'
+    ``run`` wrapped): the target's encoder and decoder, the draft model's sessions, and
+    the rest (tokenizer, Python). ``ceiling``: the ratio to the baseline the decoder
+    would reach if its target decoder calls cost nothing; what it shares with the
+    baseline (encoder, tokenizer, Python) bounds every ratio."""
+    from edgert.plugins.decoding.speculative import load_draft
+
+    model = edgert.load(target, device=device, threads=1)
+    spent: dict[str, float] = {}
+    sessions = [(model.core.encoder, "encoder"), (model.core.decoder, "decoder")]
+    for _, options in contenders.values():
+        if options.get("draft"):  # the cached draft the decoder will use: restored below
+            draft = load_draft(options["draft"], model.core.run_device)
+            sessions += [(draft.encoder, "draft"), (draft.decoder, "draft")]
+
+    def timed(run: Any, part: str) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return run(*args, **kwargs)
+            finally:
+                spent[part] = spent.get(part, 0.0) + time.perf_counter() - started
+
+        return wrapper
+
+    sessions = list({id(session): (session, part) for session, part in sessions}.values())
+    originals = [session.run for session, _ in sessions]
+    for session, part in sessions:
+        session.run = timed(session.run, part)
+    rows = {}
+    try:
+        for name, (decoder, options) in contenders.items():
+            model.generate(inputs[0], decoder=decoder, max_new_tokens=new_tokens, **options)
+            spent.clear()
+            started = time.perf_counter()
+            for text in inputs:
+                model.generate(text, decoder=decoder, max_new_tokens=new_tokens, **options)
+            total = time.perf_counter() - started
+            row = {part: seconds * 1000 / len(inputs) for part, seconds in spent.items()}
+            row["rest"] = total * 1000 / len(inputs) - sum(row.values())
+            row["total"] = total * 1000 / len(inputs)
+            rows[name] = row
+    finally:
+        for (session, _), run in zip(sessions, originals, strict=True):
+            session.run = run
+    baseline = rows[next(iter(rows))]["total"]
+    for row in rows.values():
+        row["ceiling"] = baseline / max(row["total"] - row.get("decoder", 0.0), 1e-9)
+    return rows
+
+
 def lossless(draft: Path | None) -> dict[str, tuple[str, dict[str, Any]]]:
     """Greedy first, then every lossless decoder (speculative only with a draft)."""
     contenders = {name: (name, {}) for name in DECODERS if name != "speculative"}
@@ -234,6 +292,7 @@ def main() -> None:
         "new_tokens_cap": args.new_tokens,
         "load_average_before": os.getloadavg(),  # a shared machine: ratios, not absolutes
         "cases": {},
+        "breakdown": {},  # ms per input by where it is spent (see ``breakdown``)
     }
     for device in args.devices or ["cpu-generic", int8_device()]:
         precision = edgert.resolve_device(device)[0].export.precision
@@ -255,6 +314,10 @@ def main() -> None:
                 bundle, lossless(draft), inputs, args.new_tokens, args.passes, True, args.run_device
             )
             report(key, results["cases"][key])
+            results["breakdown"][key] = breakdown(
+                bundle, lossless(draft), inputs, args.new_tokens, args.run_device
+            )
+            report_breakdown(results["breakdown"][key])
             if draft and args.sampling:
                 key = f"{case} {precision} ({device}{ran}), sampling"
                 results["cases"][key] = run_case(
@@ -280,6 +343,15 @@ def report(key: str, rows: dict[str, Any]) -> None:
         same = row["identical_to_baseline"] or "-"
         print(f"  {name:<15} {row['tokens_per_s']:>9.1f} {row['speedup']:>10.2f} {spread:>11} "
               f"{accept:>7} {row['tokens_per_target_call']:>8.2f} {replay:>6} {same:>10}")  # fmt: skip
+
+
+def report_breakdown(rows: dict[str, dict[str, float]]) -> None:
+    print(f"  {'ms per input':<15} {'encoder':>9} {'decoder':>9} {'draft':>9} {'rest':>9} "
+          f"{'total':>9} {'ceiling':>8}")  # fmt: skip
+    for name, row in rows.items():
+        print(f"  {name:<15} {row.get('encoder', 0):>9.3f} {row.get('decoder', 0):>9.3f} "
+              f"{row.get('draft', 0):>9.3f} {row['rest']:>9.3f} {row['total']:>9.3f} "
+              f"{row['ceiling']:>7.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":
