@@ -4,9 +4,10 @@ Greedy decoding computes every position in a one-token call; lossless decoders v
 drafts several positions per call. Kernels take other code paths for other shapes, so the
 logits differ a little (fp32: summation order; weight-only int8 with int8 compute: some
 activations round differently; TF32 on CUDA). Lossless decoders recompute a position
-alone when its top two logits are closer than ``edgert.seq2seq.verify_bound`` (the
-precision's bound, raised by the provider's ``verify_drift``); this script measures the
-drift that bound must cover, absolute and relative to each row's largest ``|logit|``, on:
+alone when its top two logits are closer than the bound the provider declares for the
+bundle's precision (``verify_drift``, see ``edgert.seq2seq.verify_bound``); this script
+measures the drift that bound must cover, absolute and relative to each row's largest
+``|logit|``, on:
 
 - the embedded speller (small logits) at fp32, int8 and int4;
 - its random-weight copy (the open-ended model of ``benchmarks/decoding.py``);
@@ -70,7 +71,7 @@ def drift(
             absolute.extend(rows)
             relative.extend(rows / np.abs(single[: cut + 1]).max(axis=1))
     precision = model.bundle.manifest["precision"]
-    bound = core.verify_tolerance  # the precision's, raised by the provider's (see verify_bound)
+    bound = core.verify_tolerance  # the providers' for this precision (see verify_bound)
     return {
         "precision": precision,
         "provider": model.provider,

@@ -11,6 +11,7 @@ Plugins implement the hooks in :mod:`edgert.hookspecs` with ``@edgert.hookimpl``
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,8 @@ def _load_optimum(path: Path, device: Any, allow_fallback: Any, threads: Any) ->
 
     check_folder(path)
     profile, _ = resolve_device(device or "cpu-generic")
+    if device is None:  # a default, not the caller's choice: no source (see _run_device)
+        profile = dataclasses.replace(profile)
     manifest = {
         "format": "optimum",
         "family": "seq2seq",

@@ -55,6 +55,7 @@ class DolphinModel(Seq2SeqModel):
         from tokenizers import Tokenizer
 
         self.bundle, self.profile, self.catalog = bundle, profile, catalog
+        self.allow_fallback = allow_fallback
         manifest = bundle.manifest
         self.defaults: dict[str, Any] = manifest["generation"]
         self.settings: dict[str, Any] = manifest["dolphin"]
@@ -125,9 +126,9 @@ class DolphinModel(Seq2SeqModel):
         rows, stats = self.memory(context, context_policy=policy)
         self.core.use_memory(rows)
         if options.get("decoder") == "speculative" and options.get("draft"):
-            from edgert.plugins.decoding.speculative import load_draft
+            from edgert.plugins.decoding.speculative import draft_for
 
-            draft = load_draft(str(options["draft"]), self.core.run_device)
+            draft = draft_for(str(options["draft"]), self.core)
             if isinstance(getattr(draft, "context", None), ContextMemory):
                 draft.use_memory(draft.context.memory(context, context_policy=policy)[0])
         return stats

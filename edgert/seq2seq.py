@@ -20,7 +20,7 @@ import numpy as np
 from edgert.embeddings import EmbeddingTable
 from edgert.errors import BundleError, InputError
 from edgert.lexicon import SPACE_MARKS, Lexicon
-from edgert.providers import Provider, create_session
+from edgert.providers import LOOSEST_DRIFT, create_session
 from edgert.schema import build
 from edgert.seq2seq_core import Layout, PositionBias, Seq2SeqCore
 from edgert.seq2seq_static_core import StaticSeq2SeqCore
@@ -32,28 +32,15 @@ if TYPE_CHECKING:
     from edgert.profiles import DeviceProfile
     from edgert.providers import SessionInfo
 
-# How far a decoder's logits may move between a one-token and a multi-token call, by
-# bundle precision: ``benchmarks/verify_drift.py`` measures the drift on the speller and on
-# random-weight T5 models. fp32 moves by ~1e-5 on CPU (summation order); int8 weight-only
-# with int8 compute by up to 2.5% of a row's largest |logit| (0.19 on the speller), so
-# int8 gets about 4x that, and at least 0.5; int4 (1.0% measured) gets the int8 bound.
-# fp16 moved by up to 0.2% on CUDA and gets 5x that. Lossless decoders recompute a
-# verified position alone when its top two logits are closer than this. The provider
-# that runs the decoder may raise the bound (``Provider.verify_drift``: TF32 on CUDA).
-VERIFY_TOLERANCE = {
-    "fp32": VerifyTolerance(absolute=1e-3, relative=1e-4),
-    "fp16": VerifyTolerance(absolute=0.1, relative=0.01),
-    "int8": VerifyTolerance(absolute=0.5, relative=0.1),
-}
-
 
 def verify_bound(precision: str, decoder: SessionInfo, catalog: Catalog) -> VerifyTolerance:
-    """The precision's bound, raised to the ``verify_drift`` of every provider that runs
-    part of the decoder (a provider edgert does not know gets the loosest bound)."""
-    bound = VERIFY_TOLERANCE.get(precision, VERIFY_TOLERANCE["int8"])
+    """How far the decoder's logits may move between one-token and multi-token calls: the
+    largest ``verify_drift`` at ``precision`` of the providers that run part of it (one
+    edgert does not know, or a precision not measured on a provider: ``LOOSEST_DRIFT``)."""
+    bound = VerifyTolerance()
     for name in decoder.placement or [decoder.active]:
-        provider = catalog.providers.get(name) if name in catalog.providers else Provider
-        bound = bound.at_least(*provider.verify_drift)
+        drift = catalog.providers.get(name).verify_drift if name in catalog.providers else {}
+        bound = bound.at_least(*drift.get(precision, LOOSEST_DRIFT))
     return bound
 
 
@@ -105,6 +92,7 @@ class Seq2SeqModel:
     ) -> None:
         from tokenizers import Tokenizer
 
+        self.allow_fallback = allow_fallback  # as the caller gave it (None: the profile's)
         if bundle.manifest.get("format") == "optimum":
             self._init_optimum(bundle, profile, catalog, allow_fallback, threads)
             return
@@ -194,14 +182,16 @@ class Seq2SeqModel:
             self.bundle.manifest["precision"], self.session_info, self.catalog
         )
         self.core.profile_id = self.profile.id
-        self.core.run_device = self._run_device()
+        self.core.run_device = self._run_device()  # where a draft model runs too
+        self.core.run_allow_fallback = self.allow_fallback
         self.core.max_length = self.defaults["max_total_length"]  # a draft must stop there too
         self._parsed: dict[Any, tuple[Any, Any]] = {}
 
     def _run_device(self) -> str | None:
         """The ``.toml`` of the profile this model was told to run with (``--device``),
-        for ``edgert.load``; None when it runs with the profile its manifest holds. A
-        draft model follows it: the user said where to run."""
+        for ``edgert.load``; None when it runs with the profile its manifest holds (or, for
+        an optimum folder, the default one). A draft model follows it: the user said where
+        to run."""
         source = self.profile.source
         return str(Path(source).resolve()) if source.endswith(".toml") else None
 

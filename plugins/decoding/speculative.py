@@ -60,11 +60,17 @@ class SpeculativeOptions(SamplingOptions):
             raise InputError("need 1 <= min_draft_tokens <= draft_tokens <= max_draft_tokens")
 
 
+def draft_for(path: str, target: Any) -> Any:
+    """The draft bundle at ``path`` for ``target`` (a step model): it runs where the
+    target was told to run (``--device``, ``--allow-fallback``), else on its own profile."""
+    return load_draft(
+        path, getattr(target, "run_device", None), getattr(target, "run_allow_fallback", None)
+    )
+
+
 @functools.lru_cache(maxsize=4)
-def load_draft(path: str, device: str | None = None) -> Any:
-    """The draft bundle's step model (loaded once per process), on one thread, with
-    ``device``'s providers where the target was told to run elsewhere than its own
-    profile (``--device``), else with the draft's own.
+def load_draft(path: str, device: str | None = None, allow_fallback: bool | None = None) -> Any:
+    """The draft bundle's step model (loaded once per process), on one thread.
 
     The draft runs in between target calls: idle worker threads of a multi-threaded draft
     session spin on the cores the target needs next (measured: target steps 1.5x slower),
@@ -72,7 +78,7 @@ def load_draft(path: str, device: str | None = None) -> Any:
     """
     import edgert
 
-    return edgert.load(path, device=device, threads=1).core
+    return edgert.load(path, device=device, allow_fallback=allow_fallback, threads=1).core
 
 
 @dataclass
@@ -210,7 +216,7 @@ class SpeculativeDecoder(DraftingDecoder):
 
     def proposer(self, model: Any, options: Any) -> Any:
         """The draft bundle, checked against the target, behind a proposer."""
-        draft = load_draft(options.draft, getattr(model, "run_device", None))
+        draft = draft_for(options.draft, model)
         check_compatible(model, draft, options.draft)
         boundaries = getattr(draft, "word_boundaries", frozenset())
         lexicon = getattr(draft, "lexicon", None)

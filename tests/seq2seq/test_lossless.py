@@ -240,3 +240,8 @@ def test_the_draft_runs_where_the_target_was_told_to_run(
     if not get_catalog().providers.get("ort-cuda")().is_available():
         with pytest.raises(ProviderUnavailableError, match="nvidia-cuda-fp16"):
             edgert.load(seq2seq_bundles["t5"]).generate(TEXTS[0], decoder="speculative", **options)
+        # --allow-fallback goes with --device: both models fall back, and say so
+        model = edgert.load(seq2seq_bundles["t5"], device=gpu.id, allow_fallback=True)
+        assert model.session_info.fallback
+        got = model.generate(TEXTS[0], decoder="speculative", **options)
+        assert got.token_ids == model.generate(TEXTS[0], **OPTIONS).token_ids

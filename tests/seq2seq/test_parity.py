@@ -188,6 +188,9 @@ def test_optimum_cli_folder_loads_and_matches_greedy(
     subprocess.run(command, check=True, capture_output=True)
     foreign = edgert.load(out)
     assert foreign.bundle.manifest["verified"] is False
+    assert foreign.core.run_device is None  # its default profile: a draft keeps its own
+    told = edgert.load(out, device="cpu-generic").core.run_device
+    assert told.endswith("cpu-generic.toml")
     ours = edgert.load(seq2seq_bundles[kind])
     for text in TEXTS:
         expected = hf_generate(

@@ -145,7 +145,7 @@ def test_sampling_options_without_sample_are_refused():
 
 def test_the_decoder_dispatches_on_sample(monkeypatch):
     target, draft = PairTableModel(0, 3), PairTableModel(1, 3)
-    monkeypatch.setattr(speculative, "load_draft", lambda path, device=None: draft)
+    monkeypatch.setattr(speculative, "load_draft", lambda path, *settings: draft)
     decoder = speculative.SpeculativeDecoder()
     options = SpeculativeOptions(draft="d", sample=True, seed=5, max_new_tokens=6)
     first = list(decoder.decode(target, SOURCE, options))
@@ -172,7 +172,7 @@ def test_a_draft_that_is_never_sure_stops_costing_a_call_per_token(sample, monke
     """Below ``confidence`` the draft drafts nothing, but its call is spent: counted as a
     miss, so drafting pauses (within the generation and, once cold, across them)."""
     target, draft = PairTableModel(0, 3), CountingDraft(1, 3, scale=0.05)  # flat: never sure
-    monkeypatch.setattr(speculative, "load_draft", lambda path, device=None: draft)
+    monkeypatch.setattr(speculative, "load_draft", lambda path, *settings: draft)
     decoder = speculative.SpeculativeDecoder()
     extra = {"sample": True, "seed": 1} if sample else {}
     options = SpeculativeOptions(draft="d", max_new_tokens=40, **extra)
