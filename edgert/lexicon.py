@@ -243,13 +243,13 @@ def _slip(typo: str, word: str) -> int:
     if len(typo) > len(word):  # an extra letter at ``start``: doubled, or a neighbour's slip
         extra = typo[start]
         nearby = typo[start - 1 : start] + typo[start + 1 : start + 2]
-        return 0 if any(c == extra or _adjacent(c, extra) for c in nearby) else 1
+        return 0 if any(c == extra or adjacent_keys(c, extra) for c in nearby) else 1
     if typo[start : start + 2] == word[start : start + 2][::-1]:  # swapped letters
         return 0
-    return 0 if _adjacent(typo[start], word[start]) else 1
+    return 0 if adjacent_keys(typo[start], word[start]) else 1
 
 
-def _adjacent(a: str, b: str) -> bool:
+def adjacent_keys(a: str, b: str) -> bool:
     """Whether keys ``a`` and ``b`` touch on a QWERTY keyboard."""
     a, b = a.lower(), b.lower()
     if a not in _KEYS or b not in _KEYS or a == b:

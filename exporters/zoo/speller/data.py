@@ -40,6 +40,8 @@ from functools import cache
 from itertools import islice
 from pathlib import Path
 
+from edgert.lexicon import KEYBOARD_ROWS, adjacent_keys
+
 WORDS_FILE = Path(__file__).with_name("words.toml")
 START_SYMBOL = "sentence"
 MIN_WORDS, MAX_WORDS = 6, 16
@@ -52,7 +54,6 @@ TYPO_COUNTS = (1, 2, 3)
 TYPO_COUNT_WEIGHTS = (0.45, 0.35, 0.20)
 TYPO_KINDS = ("swap", "drop", "double", "neighbour")
 
-_KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 _SLOT = re.compile(r"\{(\w+)\}")
 _WORD = re.compile(r"^([a-z]+)(\W*)$")
 _WORDS = re.compile(r"[a-z]+")
@@ -60,17 +61,10 @@ _VOWELS = frozenset("aeiou")
 
 
 def _keyboard_neighbours() -> dict[str, str]:
-    """Letters physically adjacent on a QWERTY keyboard (same row and the rows above/below)."""
-    pos = {c: (r, i) for r, row in enumerate(_KEYBOARD_ROWS) for i, c in enumerate(row)}
-    out: dict[str, str] = {}
-    for c, (r, i) in pos.items():
-        near = []
-        for d, (r2, i2) in pos.items():
-            # Rows are staggered by about half a key, so the key above-right counts too.
-            if d != c and abs(r2 - r) <= 1 and -1 <= (i2 - i) + (0.5 * (r2 - r)) <= 1:
-                near.append(d)
-        out[c] = "".join(sorted(near))
-    return out
+    """Letters physically adjacent on a QWERTY keyboard (same row and the rows above/below):
+    the slips the speller's typos make, by the rule its decoder ranks corrections by."""
+    letters = "".join(KEYBOARD_ROWS)
+    return {c: "".join(sorted(d for d in letters if adjacent_keys(c, d))) for c in letters}
 
 
 KEYBOARD_NEIGHBOURS = _keyboard_neighbours()
