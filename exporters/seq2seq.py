@@ -295,9 +295,19 @@ def _texts_from_folder(options: Seq2SeqExport) -> Seq2SeqExport:
     ):
         path = folder / name
         if not getattr(options, attribute) and path.is_file():
-            lines = path.read_text(encoding="utf-8").splitlines()
-            found[attribute] = tuple(line.strip() for line in lines if line.strip())
+            found[attribute] = read_lines(path, name)
     return dataclasses.replace(options, **found) if found else options
+
+
+def read_lines(path: Path, what: str) -> tuple[str, ...]:
+    """The non-blank lines of a UTF-8 text file, stripped (texts, or dictionary words)."""
+    if not path.is_file():
+        raise ExportError(f"{what} file not found: {path}", hint="pass the path of a text file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ExportError(f"{what} file {path} is not UTF-8 text: {exc}") from exc
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
 def check_dictionary(words: tuple[str, ...], tokenizer_json: str) -> int:

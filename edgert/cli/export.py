@@ -180,7 +180,7 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
         options = Seq2SeqExport(
             source=source, out=out, revision=revision, force=force, allow_fallback=allow_fallback,
             keep_intermediate=keep_intermediate, validation_texts=texts,
-            calibration_texts=_lines(calibration) if calibration else (),
+            calibration_texts=_lines(calibration, "calibration text") if calibration else (),
             dictionary=_lines(words, "dictionary") if words else (),
         )  # fmt: skip
 
@@ -247,14 +247,10 @@ def _stem(source: str) -> str:
 
 
 def _lines(path: Path, what: str = "validation text") -> tuple[str, ...]:
-    if not path.is_file():
-        raise ExportError(f"{what} file not found: {path}", hint="pass the path of a text file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ExportError(f"{what} file {path} is not UTF-8 text: {exc}") from exc
-    lines = tuple(line.strip() for line in text.splitlines() if line.strip())
-    if not lines:
+    from edgert.exporters.seq2seq import read_lines
+
+    lines = read_lines(path, what)
+    if not lines:  # a file named on the command line is meant to hold something
         raise ExportError(f"{what} file {path} is empty", hint="write one entry per line")
     return lines
 
