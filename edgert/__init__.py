@@ -82,7 +82,13 @@ def load(
 
     Returns:
         The family's runtime object, e.g. :class:`edgert.classifier.Classifier`.
+
+    Raises:
+        BundleError: among other things, when this CPU would compute the bundle's int8
+            kernels wrongly (:mod:`edgert.kernels`); with ``allow_fallback`` a QDQ bundle
+            runs unfused there instead (exact, slower, reported).
     """
+    from edgert import kernels
     from edgert.bundle import open_bundle
     from edgert.catalog import get_catalog
     from edgert.optimum_folder import is_optimum_folder
@@ -98,6 +104,9 @@ def load(
         profile = check_against_catalog(profile, catalog)
     else:
         profile, _ = resolve_device(device)
+    fallback = profile.runtime.allow_fallback if allow_fallback is None else allow_fallback
+    if kernels.plan(opened.manifest, allow_fallback=fallback):
+        profile = profile.with_runtime(emulate_int8=True)
     return family.runtime_class()(
         opened, profile, catalog, allow_fallback=allow_fallback, threads=threads
     )

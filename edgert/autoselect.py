@@ -1,7 +1,8 @@
 """``--device auto``: the best profile this host can really run, and why.
 
 A profile qualifies when the host matches its ``[host]`` requirements (OS, architecture,
-CPU flags) and every provider it lists is available and real (never a simulator). Among
+CPU flags), computes its int8 kernels exactly (:mod:`edgert.kernels`: a profile that writes
+full-range int8 weights needs VNNI on x86, whatever its ``[host]`` says) and every provider it lists is available and real (never a simulator). Among
 those the highest ``[host].priority`` wins; the reasons for skipping the others are kept so
 the choice can be explained.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from edgert.catalog import Catalog
 from edgert.errors import DeviceProfileError
 from edgert.host import Host, this_host
+from edgert.kernels import profile_problem
 from edgert.profiles import DeviceProfile, ProfileSet
 
 
@@ -33,9 +35,10 @@ def host_mismatch(profile: DeviceProfile, host: Host) -> str | None:
     if req.arch and host.arch not in req.arch:
         return f"needs {'/'.join(req.arch)}, this is {host.arch}"
     missing = [flag for flag in req.cpu_flags if flag not in host.cpu_flags]
+    kernels = profile_problem(profile, host)
     if missing:
-        return f"CPU lacks {', '.join(missing)}"
-    return None
+        return f"CPU lacks {', '.join(missing)}" + (f"; {kernels}" if kernels else "")
+    return kernels
 
 
 def provider_problem(profile: DeviceProfile, catalog: Catalog) -> str | None:

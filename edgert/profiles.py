@@ -15,7 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from edgert.errors import DeviceProfileError, UnknownNameError
+from edgert.errors import DeviceProfileError, UnknownNameError, did_you_mean
+from edgert.kernels import presets
 from edgert.schema import build, to_dict
 
 if TYPE_CHECKING:
@@ -33,6 +34,9 @@ class RuntimeSection:
     threads: int = 0  # intra-op threads; 0 = ONNX Runtime's default (one per physical core)
     spinning: bool = True  # idle worker threads spin; turn off when several sessions share cores
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per provider
+    # Run int8 QDQ graphs unfused (products in float from the int8 values): exact on any
+    # CPU, slower. Set at load for full-range int8 on a CPU without VNNI (edgert.kernels).
+    emulate_int8: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class QuantizationSection:
     per_channel: bool = True
     calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
     calibration_samples: int = 256
-    isa: Literal["avx2", "avx512-vnni", "arm64", "any"] = "any"  # instruction-set preset
+    isa: str = "any"  # instruction-set preset of edgert/isa.toml (the weights' int8 range)
     op_types: tuple[str, ...] = ()  # op types to quantize; empty = every op the recipe can
     min_weight_elements: int = 0  # nodes with smaller weights stay float (Q/DQ would cost more)
     keep_float_ops: tuple[str, ...] = ()  # op types always left in float (e.g. HardSwish)
@@ -118,6 +122,12 @@ def parse_profile(data: Mapping[str, Any], where: str) -> DeviceProfile:
         )
     if not profile.runtime.providers:
         raise DeviceProfileError(f"{where}: runtime.providers is empty", hint="e.g. ['ort-cpu']")
+    isa = profile.export.quantization.isa
+    if isa not in presets():
+        raise DeviceProfileError(
+            f"{where}: export.quantization.isa {isa!r} is not a known preset{did_you_mean(isa, presets())}",
+            hint=f"valid presets: {', '.join(sorted(presets()))} (edgert/isa.toml)",
+        )
     object.__setattr__(profile, "source", where)
     return profile
 

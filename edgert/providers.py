@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 CPU = "CPUExecutionProvider"
 LOOSEST_DRIFT = (0.5, 0.1)  # int8's bound on the CPU: for what nobody measured
+EMULATED_INT8 = (
+    "int8 QDQ nodes run unfused, their products in float (runtime.emulate_int8): exact where "
+    "this CPU's fused int8 kernels would overflow, and slower"
+)
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,10 @@ def _session_options(profile: DeviceProfile, threads: int | None) -> ort.Session
     so.add_session_config_entry(
         "session.intra_op.allow_spinning", "1" if profile.runtime.spinning else "0"
     )
+    if profile.runtime.emulate_int8:
+        # QDQ nodes stay unfused: each product runs in float on the int8 values, which is
+        # exact where the CPU's fused int8 kernels would overflow (edgert.kernels).
+        so.add_session_config_entry("session.disable_quant_qdq", "1")
     # Lets us read, right after creation, which provider each node was assigned to.
     so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
     so.log_severity_level = 3
@@ -196,6 +204,8 @@ def create_session(
     if configure:
         configure(so)
     chosen, legacy, notes = _attach_providers(so, profile, catalog, allowed)
+    if profile.runtime.emulate_int8:
+        notes.append(EMULATED_INT8)
     primary = chosen[0] if chosen else catalog.providers.get("ort-cpu")()
     if primary.ort_name != CPU and not allowed:
         # Strict mode: ORT fails session creation instead of placing nodes on CPU.

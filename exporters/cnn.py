@@ -270,6 +270,7 @@ def _manifest(
         "labels": labels,
         "postprocess": "softmax",
         "validation": ctx.report["validation"],
+        "kernels": ctx.report.get("kernels"),
         "quantization": ctx.report.get("quantization"),
         "steps": ctx.report["steps"],
         "provenance": provenance(

@@ -172,6 +172,7 @@ def _manifest(
         "precision": overall_precision(final),
         "opset": profile.export.opset,
         "validation": ctx.report["validation"],
+        "kernels": ctx.report.get("kernels"),
         "quantization": ctx.report.get("quantization"),
         "steps": ctx.report["steps"],
         "static": ctx.extra["static"],

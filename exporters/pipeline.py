@@ -58,6 +58,8 @@ class ExportContext:
         per_graph: role -> field overrides (``calibration``, ``static_dims``) per graph.
         role: the graph a graph-scoped step is working on.
         extra: family data the validator needs (reference model, samples, ...).
+        emulated: graph path -> ``qdq`` | ``integer`` for graphs whose full-range int8
+            products this host would compute wrongly: validation emulates them.
     """
 
     profile: DeviceProfile
@@ -71,6 +73,7 @@ class ExportContext:
     role: str = "model"
     allow_fallback: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    emulated: dict[str, str] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=lambda: {"steps": [], "validation": None})
 
     def for_graph(self, role: str) -> ExportContext:

@@ -3,7 +3,8 @@
 NPU bundles are validated on the NPU provider when it is available (QNN HTP simulator
 included), with CPU fallback disabled, so an NPU bundle is proven to run wholly on the NPU
 graph. When the profile's provider does not exist on this host (a GPU profile exported on
-a laptop) validation runs on CPU and says so.
+a laptop) validation runs on CPU and says so. Graphs whose full-range int8 products this
+CPU would overflow run emulated (``exporters.int8_kernels``), and the label says so.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from edgert.exporters.int8_kernels import emulated_copy
 from edgert.exporters.pipeline import ExportContext
+from edgert.kernels import QDQ
 from edgert.providers import SessionInfo, create_session
 
 
@@ -27,6 +30,13 @@ def validation_session(path: Path, ctx: ExportContext) -> tuple[SessionInfo, str
         runtime = dataclasses.replace(profile.runtime, providers=("ort-cpu",), allow_fallback=False)
         profile = dataclasses.replace(profile, runtime=runtime)
         note = f" ({primary.name} unavailable here)"
+    emulated = ctx.emulated.get(str(path))
+    if emulated == QDQ:
+        profile = profile.with_runtime(emulate_int8=True)
+    elif emulated:
+        path = emulated_copy(path, path.parent / "emulated" / path.name)
+    if emulated:
+        note += " (int8 products emulated in float: this CPU's int8 kernels would overflow)"
     info = create_session(path, profile, ctx.catalog, allow_fallback=ctx.allow_fallback)
     return info, info.active + (" (simulated)" if info.simulated else "") + note
 

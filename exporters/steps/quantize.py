@@ -11,8 +11,10 @@ convolutions followed by HardSwish/HardSigmoid bounce between int8 and float and
 than fp32, whose kernels fuse those activations. When no node qualifies the graph stays
 fp32 and the report says so, rather than shipping a slower "int8" bundle.
 
-ISA presets: AVX2 and AVX-512 without VNNI can saturate u8*s8 products, so they quantize
-weights with ``reduce_range`` (7 bits); VNNI and Arm64 use the full range.
+ISA presets (``edgert/isa.toml``): AVX2 and AVX-512 without VNNI saturate full-range u8*s8
+products, so the ``avx2`` and portable ``any`` presets quantize weights with ``reduce_range``
+(7 bits); ``avx512-vnni`` and ``arm64`` use the full range, and the bundle records which of
+its graphs then need a CPU that computes it exactly (``edgert.kernels``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ import numpy as np
 
 from edgert.errors import ExportError
 from edgert.exporters.pipeline import Artifact, ExportContext
-
-_REDUCE_RANGE = {"avx2": True, "avx512-vnni": False, "arm64": False, "any": False}
+from edgert.kernels import reduce_range
 
 
 class _Reader:
@@ -125,7 +126,7 @@ class Quantize:
             str(target),
             weight_type=QuantType.QInt8 if q.weight_type == "int8" else QuantType.QUInt8,
             per_channel=q.per_channel,
-            reduce_range=_REDUCE_RANGE[q.isa],
+            reduce_range=reduce_range(q.isa),
             nodes_to_quantize=selected,
         )
 
@@ -171,7 +172,7 @@ class Quantize:
             activation_type=_qtype(q.graph_activation_types.get(ctx.role, q.activation_type)),
             weight_type=_qtype(q.weight_type),
             per_channel=q.per_channel,
-            reduce_range=_REDUCE_RANGE[q.isa],
+            reduce_range=reduce_range(q.isa),
             nodes_to_quantize=selected,
             calibrate_method=_calibration(q.calibration),
             extra_options={
