@@ -85,3 +85,47 @@ def full_int8_profile(folder: Path, name: str = "cpu-int8-all") -> Path:
     path = folder / f"{name}.toml"
     path.write_text(FULL_INT8.format(id=name))
     return path
+
+
+def full_range_int8_profile(folder: Path, method: str, name: str = "cpu-int8-vnni") -> Path:
+    """``full_int8_profile`` with full 8-bit weights (the VNNI preset) and ``method``:
+    exact only on CPUs with VNNI (or Arm64), whatever runs the tests."""
+    path = full_int8_profile(folder, name)
+    text = path.read_text().replace('method = "static-qdq"', f'method = "{method}"')
+    path.write_text(text + 'isa = "avx512-vnni"\n')
+    return path
+
+
+def runnable_profile(device: str, folder: Path) -> str:
+    """``device``, or where this CPU would compute its full-range int8 wrongly (no VNNI) a
+    copy with 7-bit weights (``isa = "any"``) and no ``[host]`` flags: what tests export
+    when they need that profile's other settings on any host."""
+    import dataclasses
+
+    import edgert
+    from edgert import kernels
+    from edgert.host import this_host
+
+    profile, _ = edgert.resolve_device(device)
+    if kernels.profile_problem(profile, this_host()) is None:
+        return device
+    q = dataclasses.replace(profile.export.quantization, isa="any")
+    data = dataclasses.replace(
+        profile, id=f"{device}-here", export=dataclasses.replace(profile.export, quantization=q)
+    ).to_dict()
+    data.pop("host", None)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{device}-here.toml"
+    path.write_text(_toml(data))
+    return str(path)
+
+
+def _toml(data: dict, prefix: str = "") -> str:
+    """A profile dict as TOML (plain tables, strings, numbers, booleans, lists)."""
+    plain = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    lines = [f"[{prefix}]"] if prefix and plain else []
+    lines += [f"{key} = {json.dumps(value)}" for key, value in plain.items()]
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            lines.append(_toml(value, f"{prefix}.{key}" if prefix else key))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,172 @@
+"""Full-range int8 exports on a CPU without VNNI: validated as the target computes them,
+then refused at load (integer operators) or run unfused with --allow-fallback (QDQ).
+
+The CPU is faked (``edgert.host.this_host``), so every host runs these; the emulation's
+exactness is checked against numpy's integer arithmetic, which no CPU gets wrong.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+from builders import full_range_int8_profile
+
+import edgert
+from edgert import host as hosts
+from edgert import kernels
+from edgert.errors import BundleError
+from edgert.host import Host
+from edgert.providers import EMULATED_INT8
+
+AVX2 = Host(os="linux", arch="x86_64", cpu_flags=frozenset({"avx", "avx2"}), cpu_name="Zen 3")
+REAL_HOST_EXACT = not kernels.lacks(hosts.this_host(), kernels.exact_flags(hosts.this_host().arch))
+
+
+@pytest.fixture
+def avx2_host(monkeypatch):
+    monkeypatch.setattr(hosts, "this_host", lambda: AVX2)
+
+
+def _graph(path: Path, node: object, inputs: list, output: object, initializers: list) -> Path:
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph([node], "g", inputs, [output], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def _run(path: Path, feeds: dict) -> np.ndarray:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+
+
+def test_emulated_integer_operators_are_exact(tmp_path):
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgert.exporters.int8_kernels import emulated_copy, survey
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(180, 256, size=(3, 67)).astype(np.uint8)  # large activations: overflow bait
+    w = rng.integers(-127, 128, size=(67, 5)).astype(np.int8)
+    w_zp = np.array([0, 1, -2, 0, 3], np.int8)
+    matmul = _graph(
+        tmp_path / "mm.onnx",
+        helper.make_node("MatMulInteger", ["a", "w", "a_zp", "w_zp"], ["y"]),
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [3, 67]),
+         helper.make_tensor_value_info("a_zp", TensorProto.UINT8, [])],
+        helper.make_tensor_value_info("y", TensorProto.INT32, [3, 5]),
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(w_zp, "w_zp")],
+    )  # fmt: skip
+    assert survey(matmul) == kernels.INTEGER
+    feeds = {"a": a, "a_zp": np.array(7, np.uint8)}
+    exact = (a.astype(np.int64) - 7) @ (w.astype(np.int64) - w_zp)
+    emulated = _run(emulated_copy(matmul, tmp_path / "emu" / "mm.onnx"), feeds)
+    np.testing.assert_array_equal(emulated, exact)
+
+    x = rng.integers(150, 256, size=(1, 4, 6, 6)).astype(np.uint8)
+    k = rng.integers(-127, 128, size=(3, 4, 3, 3)).astype(np.int8)
+    conv = _graph(
+        tmp_path / "conv.onnx",
+        helper.make_node("ConvInteger", ["x", "k", "x_zp"], ["y"], pads=[1, 1, 1, 1]),
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 4, 6, 6]),
+         helper.make_tensor_value_info("x_zp", TensorProto.UINT8, [])],
+        helper.make_tensor_value_info("y", TensorProto.INT32, [1, 3, 6, 6]),
+        [numpy_helper.from_array(k, "k")],
+    )  # fmt: skip
+    padded = np.pad(
+        x.astype(np.int64) - 9, ((0, 0), (0, 0), (1, 1), (1, 1))
+    )  # pads are zero points
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3))
+    exact = np.einsum("bchwij,ocij->bohw", windows, k.astype(np.int64))
+    emulated = _run(
+        emulated_copy(conv, tmp_path / "emu" / "conv.onnx"), {"x": x, "x_zp": np.array(9, np.uint8)}
+    )
+    np.testing.assert_array_equal(emulated, exact)
+
+
+def test_seven_bit_weights_need_no_vnni(tmp_path):
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgert.exporters.int8_kernels import survey
+
+    w = np.random.default_rng(1).integers(-64, 65, size=(8, 4)).astype(np.int8)
+    path = _graph(
+        tmp_path / "reduced.onnx",
+        helper.make_node("MatMulInteger", ["a", "w"], ["y"]),
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [2, 8])],
+        helper.make_tensor_value_info("y", TensorProto.INT32, [2, 4]),
+        [numpy_helper.from_array(w, "w")],
+    )
+    assert survey(path) is None
+
+
+def _digits_images() -> np.ndarray:
+    path = resources.files("edgert.exporters.zoo") / "digits_calib.npy"
+    return np.load(str(path), allow_pickle=False)[:64].astype(np.float32)
+
+
+@pytest.mark.slow
+def test_qdq_export_without_vnni_validates_the_target_and_runs_unfused_only_if_allowed(
+    tmp_path, avx2_host, digits_bundles, monkeypatch
+):
+    pytest.importorskip("torch")
+    from edgert.catalog import get_catalog
+    from edgert.exporters.cnn import CnnExport, export_cnn
+
+    device = full_range_int8_profile(tmp_path / "devices", "static-qdq")
+    profile, _ = edgert.resolve_device(str(device))
+    out = tmp_path / "digits-vnni"
+    manifest = export_cnn(CnnExport(source="zoo:digits", out=out), profile, get_catalog()).manifest
+    record = manifest["kernels"]
+    assert record["full_range_int8"] == {"model": kernels.QDQ}
+    assert record["validated"].startswith("emulated")
+    assert "emulated" in manifest["validation"]["ran_on"]
+    assert manifest["validation"]["top1_agreement"] >= 0.9  # the target's, not an overflow's
+
+    with pytest.raises(BundleError, match="exact only on CPUs with avx512_vnni"):
+        edgert.load(out)
+    model = edgert.load(out, allow_fallback=True)
+    assert EMULATED_INT8 in model.session_info.fallback
+    images = _digits_images()
+    reference = edgert.load(digits_bundles["fp32"]).classify(images)
+    labels = [p.labels[0] for p in model.classify(images)]
+    agreement = np.mean([p.labels[0] == label for p, label in zip(reference, labels, strict=True)])
+    assert agreement >= 0.9
+    if REAL_HOST_EXACT:  # this CPU's fused int8 kernels are exact: the emulation equals them
+        monkeypatch.undo()
+        native = edgert.load(out)
+        assert not native.session_info.fallback
+        assert [p.labels[0] for p in native.classify(images)] == labels
+
+
+@pytest.mark.slow
+def test_integer_export_without_vnni_validates_the_target_and_is_refused(tmp_path, avx2_host):
+    pytest.importorskip("transformers")
+    from seq2seq_models import make_source
+
+    from edgert.catalog import get_catalog
+    from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+
+    device = full_range_int8_profile(tmp_path / "devices", "dynamic")
+    profile, _ = edgert.resolve_device(str(device))
+    source = make_source("bart", tmp_path / "source")
+    out = tmp_path / "bart-vnni"
+    manifest = export_seq2seq(
+        Seq2SeqExport(source=str(source), out=out), profile, get_catalog()
+    ).manifest
+    assert manifest["kernels"]["full_range_int8"]["encoder"] == kernels.INTEGER
+    assert manifest["kernels"]["validated"].startswith("emulated")
+    assert manifest["validation"]["next_token_agreement"] >= 0.9
+    for allow in (False, True):
+        with pytest.raises(BundleError, match="cannot help") as info:
+            edgert.load(out, allow_fallback=allow)
+        assert "--device x86-avx2-int8" in info.value.hint
