@@ -7,6 +7,10 @@ exactness is checked against numpy's integer arithmetic, which no CPU gets wrong
 
 from __future__ import annotations
 
+import platform
+import shutil
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -170,3 +174,64 @@ def test_integer_export_without_vnni_validates_the_target_and_is_refused(tmp_pat
         with pytest.raises(BundleError, match="cannot help") as info:
             edgert.load(out, allow_fallback=allow)
         assert "--device x86-avx2-int8" in info.value.hint
+
+
+AVX2_SCRIPT = """
+import numpy as np, onnxruntime as ort
+from pathlib import Path
+import edgert
+from edgert import kernels
+from edgert.errors import BundleError
+from edgert.exporters.int8_kernels import emulated_copy
+from edgert.host import this_host
+
+host = this_host()
+assert "avx2" in host.cpu_flags and "avx512_vnni" not in host.cpu_flags, sorted(host.cpu_flags)
+path, a, exact = Path({path!r}), np.load({a!r}), np.load({exact!r})
+run = lambda p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {{"a": a}})[0]
+assert np.abs(run(path) - exact).max() > 0, "this CPU's int8 kernels did not overflow"
+np.testing.assert_array_equal(run(emulated_copy(path, path.parent / "emu.onnx")), exact)
+profile, _ = edgert.resolve_device("x86-avx512-vnni-int8")
+manifest = {{"device": {{"id": profile.id}}, "kernels": kernels.record({{"encoder": "integer"}}, profile)}}
+try:
+    kernels.plan(manifest, allow_fallback=True)
+except BundleError as exc:
+    print("refused:", exc.message)
+else:
+    raise AssertionError("a full-range bundle loaded on an AVX2 CPU")
+"""
+
+
+@pytest.mark.skipif(
+    not shutil.which("qemu-x86_64"), reason="needs qemu-user (apt-get install qemu-user)"
+)
+def test_on_a_real_avx2_instruction_set(tmp_path):
+    """Under qemu's Haswell model (AVX2 without AVX-512) the CPU's own int8 kernels overflow
+    full-range products, edgert sees the missing VNNI through CPUID, refuses the bundle, and
+    the emulation is exact: the rules hold on the instruction set they are about."""
+    pytest.importorskip("onnx")
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("qemu's x86-64 user mode runs x86-64 binaries")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(200, 256, size=(4, 64)).astype(np.uint8)
+    w = rng.integers(100, 128, size=(64, 8)).astype(np.int8)
+    path = _graph(
+        tmp_path / "mm.onnx",
+        helper.make_node("MatMulInteger", ["a", "w"], ["y"]),
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [4, 64])],
+        helper.make_tensor_value_info("y", TensorProto.INT32, [4, 8]),
+        [numpy_helper.from_array(w, "w")],
+    )
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "exact.npy", a.astype(np.int64) @ w.astype(np.int64))
+    script = AVX2_SCRIPT.format(
+        path=str(path), a=str(tmp_path / "a.npy"), exact=str(tmp_path / "exact.npy")
+    )
+    done = subprocess.run(
+        ["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", script],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "refused:" in done.stdout and "avx512_vnni" in done.stdout
