@@ -2,8 +2,8 @@
 
 A profile qualifies when the host matches its ``[host]`` requirements (OS, architecture,
 CPU flags), computes its int8 kernels exactly (:mod:`edgert.kernels`: a profile that writes
-full-range int8 weights needs VNNI on x86, whatever its ``[host]`` says) and every provider it lists is available and real (never a simulator). Among
-those the highest ``[host].priority`` wins; the reasons for skipping the others are kept so
+full-range int8 weights needs VNNI on x86, whatever its ``[host]`` says) and every provider
+it lists is available and real (never a simulator). Among those the highest ``[host].priority`` wins; the reasons for skipping the others are kept so
 the choice can be explained.
 """
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -54,11 +54,10 @@ def reduce_range(isa: str) -> bool:
     return bool(presets()[isa]["reduce_range"])
 
 
-def exact_flags(arch: str) -> tuple[str, ...] | None:
-    """CPU flags of which any one makes full-range int8 exact on ``arch``; None when
-    every CPU of that architecture computes them exactly."""
-    flags = _data()["exact_full_range"].get(arch)
-    return None if flags is None else tuple(flags)
+def exact_with() -> dict[str, list[str]]:
+    """Per architecture, the CPU flags of which any one makes full-range int8 exact (an
+    architecture not listed always computes it exactly)."""
+    return dict(_data()["exact_full_range"])
 
 
 def full_range_int8(profile: DeviceProfile) -> bool:
@@ -75,9 +74,14 @@ def full_range_int8(profile: DeviceProfile) -> bool:
     )
 
 
-def lacks(host: Host, flags: tuple[str, ...] | None) -> bool:
-    """Whether ``host`` computes full-range int8 wrongly, given the flags that make it exact."""
-    return flags is not None and not any(flag in host.cpu_flags for flag in flags)
+def wrong_here(host: Host, exact_with: Mapping[str, Sequence[str]]) -> tuple[str, ...] | None:
+    """The CPU flags, any one of which ``host`` lacks, that would make its full-range int8
+    products exact (``exact_with``: per architecture, as ``isa.toml`` and manifests hold
+    them); None when ``host`` computes them exactly."""
+    flags = exact_with.get(host.arch)
+    if flags is None or any(flag in host.cpu_flags for flag in flags):
+        return None
+    return tuple(flags)
 
 
 def _flags_text(flags: tuple[str, ...]) -> str:
@@ -87,12 +91,9 @@ def _flags_text(flags: tuple[str, ...]) -> str:
 def profile_problem(profile: DeviceProfile, host: Host) -> str | None:
     """Why ``host`` would compute the int8 kernels of ``profile``'s bundles wrongly, or None
     (for ``--device auto`` and ``edgert devices list``)."""
-    if not full_range_int8(profile):
+    flags = wrong_here(host, exact_with()) if full_range_int8(profile) else None
+    if flags is None:
         return None
-    flags = exact_flags(host.arch)
-    if not lacks(host, flags):
-        return None
-    assert flags is not None
     return (
         f"its int8 kernels with full 8-bit weights (isa {profile.export.quantization.isa!r}) "
         f"need {_flags_text(flags)}: without them this CPU's int8 products overflow"
@@ -105,7 +106,7 @@ def record(graphs: Mapping[str, str], profile: DeviceProfile) -> dict[str, Any]:
     return {
         "isa": profile.export.quantization.isa,
         "full_range_int8": dict(graphs),
-        "exact_with": {} if not graphs else dict(_data()["exact_full_range"]),
+        "exact_with": exact_with() if graphs else {},
     }
 
 
@@ -120,8 +121,8 @@ def requirement(manifest: Mapping[str, Any]) -> dict[str, Any]:
     try:
         profile = parse_profile(manifest["device"]["profile"], "manifest.json")
     except (KeyError, TypeError, DeviceProfileError):
-        return {"full_range_int8": {}, "exact_with": {}}
-    if not full_range_int8(profile):
+        profile = None
+    if profile is None or not full_range_int8(profile):
         return {"full_range_int8": {}, "exact_with": {}}
     reports = manifest.get("quantization") or {}
     if "method" in reports:  # one graph: the report itself
@@ -152,15 +153,15 @@ def plan(
     host = host or hosts.this_host()  # looked up at call time: tests fake other CPUs
     needs = requirement(manifest)
     graphs = needs.get("full_range_int8") or {}
-    flags = (needs.get("exact_with") or {}).get(host.arch)
-    if not graphs or not lacks(host, None if flags is None else tuple(flags)):
+    flags = wrong_here(host, needs.get("exact_with") or {})
+    if not graphs or flags is None:
         return False
     device = (manifest.get("device") or {}).get("id", "?")
     has = [f for f in ("avx512f", "avx2", "avx") if f in host.cpu_flags][:1]
     what = (
         f"this bundle was exported for {device!r}: its int8 graphs "
         f"({', '.join(f'{role}: {kind}' for role, kind in sorted(graphs.items()))}) multiply "
-        f"full-range 8-bit weights, which are exact only on CPUs with {_flags_text(tuple(flags))}"
+        f"full-range 8-bit weights, which are exact only on CPUs with {_flags_text(flags)}"
         f". This CPU ({host.cpu_name or host.arch}{', ' + has[0] if has else ''}) has none of "
         "them: its int8 kernels would overflow and give wrong outputs"
     )

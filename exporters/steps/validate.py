@@ -33,11 +33,11 @@ class Validate:
         ``ctx.report["kernels"]``."""
         graphs = {role: kind for role, a in artifacts.items() if (kind := survey(a.path))}
         record = kernels.record(graphs, ctx.profile)
-        flags = kernels.exact_flags(hosts.this_host().arch)
-        if graphs and kernels.lacks(hosts.this_host(), flags):
+        flags = kernels.wrong_here(hosts.this_host(), record["exact_with"])
+        if graphs and flags:
             ctx.emulated = {str(artifacts[role].path): kind for role, kind in graphs.items()}
             record["validated"] = (
-                f"emulated: this CPU lacks {', '.join(flags or ())}, so the int8 products were "
+                f"emulated: this CPU lacks {', '.join(flags)}, so the int8 products were "
                 "computed in float on the same quantized values (the target's int32 results, "
                 "up to float rounding)"
             )

@@ -26,7 +26,7 @@ from edgert.host import Host
 from edgert.providers import EMULATED_INT8
 
 AVX2 = Host(os="linux", arch="x86_64", cpu_flags=frozenset({"avx", "avx2"}), cpu_name="Zen 3")
-REAL_HOST_EXACT = not kernels.lacks(hosts.this_host(), kernels.exact_flags(hosts.this_host().arch))
+REAL_HOST_EXACT = kernels.wrong_here(hosts.this_host(), kernels.exact_with()) is None
 
 
 @pytest.fixture
@@ -45,6 +45,26 @@ def _graph(path: Path, node: object, inputs: list, output: object, initializers:
     return path
 
 
+def _matmul_integer(path: Path, w: np.ndarray, rows: int, w_zp: np.ndarray | None = None) -> Path:
+    """``y = a @ w``, or ``(a - a_zp) @ (w - w_zp)`` given ``w_zp`` (``a_zp`` then an input),
+    with int8 ``w`` and ``w_zp`` as initializers."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    names = ["a", "w"] if w_zp is None else ["a", "w", "a_zp", "w_zp"]
+    inputs = [helper.make_tensor_value_info("a", TensorProto.UINT8, [rows, w.shape[0]])]
+    initializers = [numpy_helper.from_array(w, "w")]
+    if w_zp is not None:
+        inputs.append(helper.make_tensor_value_info("a_zp", TensorProto.UINT8, []))
+        initializers.append(numpy_helper.from_array(w_zp, "w_zp"))
+    return _graph(
+        path,
+        helper.make_node("MatMulInteger", names, ["y"]),
+        inputs,
+        helper.make_tensor_value_info("y", TensorProto.INT32, [rows, w.shape[1]]),
+        initializers,
+    )
+
+
 def _run(path: Path, feeds: dict) -> np.ndarray:
     import onnxruntime as ort
 
@@ -61,14 +81,7 @@ def test_emulated_integer_operators_are_exact(tmp_path):
     a = rng.integers(180, 256, size=(3, 67)).astype(np.uint8)  # large activations: overflow bait
     w = rng.integers(-127, 128, size=(67, 5)).astype(np.int8)
     w_zp = np.array([0, 1, -2, 0, 3], np.int8)
-    matmul = _graph(
-        tmp_path / "mm.onnx",
-        helper.make_node("MatMulInteger", ["a", "w", "a_zp", "w_zp"], ["y"]),
-        [helper.make_tensor_value_info("a", TensorProto.UINT8, [3, 67]),
-         helper.make_tensor_value_info("a_zp", TensorProto.UINT8, [])],
-        helper.make_tensor_value_info("y", TensorProto.INT32, [3, 5]),
-        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(w_zp, "w_zp")],
-    )  # fmt: skip
+    matmul = _matmul_integer(tmp_path / "mm.onnx", w, 3, w_zp)
     assert survey(matmul) == kernels.INTEGER
     feeds = {"a": a, "a_zp": np.array(7, np.uint8)}
     exact = (a.astype(np.int64) - 7) @ (w.astype(np.int64) - w_zp)
@@ -98,18 +111,11 @@ def test_emulated_integer_operators_are_exact(tmp_path):
 
 def test_seven_bit_weights_need_no_vnni(tmp_path):
     pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
 
     from edgert.exporters.int8_kernels import survey
 
     w = np.random.default_rng(1).integers(-64, 65, size=(8, 4)).astype(np.int8)
-    path = _graph(
-        tmp_path / "reduced.onnx",
-        helper.make_node("MatMulInteger", ["a", "w"], ["y"]),
-        [helper.make_tensor_value_info("a", TensorProto.UINT8, [2, 8])],
-        helper.make_tensor_value_info("y", TensorProto.INT32, [2, 4]),
-        [numpy_helper.from_array(w, "w")],
-    )
+    path = _matmul_integer(tmp_path / "reduced.onnx", w, 2)
     assert survey(path) is None
 
 
@@ -212,18 +218,11 @@ def test_on_a_real_avx2_instruction_set(tmp_path):
     pytest.importorskip("onnx")
     if platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("qemu's x86-64 user mode runs x86-64 binaries")
-    from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
     a = rng.integers(200, 256, size=(4, 64)).astype(np.uint8)
     w = rng.integers(100, 128, size=(64, 8)).astype(np.int8)
-    path = _graph(
-        tmp_path / "mm.onnx",
-        helper.make_node("MatMulInteger", ["a", "w"], ["y"]),
-        [helper.make_tensor_value_info("a", TensorProto.UINT8, [4, 64])],
-        helper.make_tensor_value_info("y", TensorProto.INT32, [4, 8]),
-        [numpy_helper.from_array(w, "w")],
-    )
+    path = _matmul_integer(tmp_path / "mm.onnx", w, 4)
     np.save(tmp_path / "a.npy", a)
     np.save(tmp_path / "exact.npy", a.astype(np.int64) @ w.astype(np.int64))
     script = AVX2_SCRIPT.format(
