@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/verify_drift.py
 	$(PY) benchmarks/ofa.py
 	$(PY) benchmarks/dolphin.py
+	$(PY) benchmarks/int8_portability.py
 
 clean:
 	rm -rf demo-out build dist *.egg-info .pytest_cache
