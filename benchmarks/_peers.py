@@ -315,7 +315,7 @@ class EdgertFp32Engine(Engine):
     def prepare(cls, model_dir: Path, work: Path) -> Path:  # type: ignore[override]
         import edgert
         from edgert.catalog import get_catalog
-        from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+        from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq
 
         out = work / cls.name
         profile, _ = edgert.resolve_device(cls.device_id())

@@ -26,7 +26,7 @@ import torch
 
 import edgert
 from edgert.catalog import get_catalog
-from edgert.exporters.cnn import CnnExport, export_cnn
+from edgert.exporters.cnn.export import CnnExport, export_cnn
 from edgert.host import this_host
 
 MODELS = {"digits": "zoo:digits", "mobilenet-v3-small": "zoo:mobilenet-v3-small"}
@@ -68,7 +68,7 @@ def bare_session(bundle: Path, threads: int) -> ort.InferenceSession:
 
 
 def engines(name: str, bundles: dict, threads: int) -> dict:
-    from edgert.exporters.sources import load_source
+    from edgert.exporters.cnn.sources import load_source
 
     x = edgert.load(bundles[(name, "fp32")]).example_input(1)
     model = load_source(MODELS[name]).model

@@ -27,7 +27,7 @@ profile); ``--run-device``: a profile whose providers run every bundle instead o
 
 ``--draft`` is a Hugging Face folder of a smaller model trained for the same task with the
 same tokenizer; by default the embedded ``zoo:speller-draft``
-(``python -m edgert.exporters.zoo.speller.train --draft``). On open-ended inputs the
+(``python tools/train_speller.py --draft``). On open-ended inputs the
 same draft drafts for the random-weight target (same tokenizer): its drafts fail there,
 which is the cost being measured. The draft is exported for this machine's int8 profile
 in every case (``--draft-device match``: the target's profile): the target verifies every
@@ -52,8 +52,8 @@ import numpy as np
 
 import edgert
 from edgert.catalog import get_catalog
-from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
-from edgert.lexicon import DICTIONARY
+from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq
+from edgert.plugins.decoding.lexicon import DICTIONARY
 
 DECODERS = ("greedy", "aggressive", "lookup", "speculative")
 

@@ -90,7 +90,7 @@ def build_source(folder: Path, max_context: int) -> Path:
 
 
 def export(source: Path, out: Path, device: str) -> Path:
-    from edgert.exporters.dolphin import DolphinExport, export_dolphin
+    from edgert.exporters.dolphin.export import DolphinExport, export_dolphin
 
     if not out.exists():
         profile, _ = edgert.resolve_device(device)

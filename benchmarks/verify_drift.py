@@ -5,7 +5,7 @@ drafts several positions per call. Kernels take other code paths for other shape
 logits differ a little (fp32: summation order; weight-only int8 with int8 compute: some
 activations round differently; TF32 on CUDA). Lossless decoders recompute a position
 alone when its top two logits are closer than the bound the provider declares for the
-bundle's precision (``verify_drift``, see ``edgert.seq2seq.verify_bound``); this script
+bundle's precision (``verify_drift``, see ``edgert.plugins.families.seq2seq.runtime.verify_bound``); this script
 measures the drift that bound must cover, absolute and relative to each row's largest
 ``|logit|``, on:
 

@@ -81,7 +81,7 @@ def load(
         threads: intra-op threads, overriding the profile.
 
     Returns:
-        The family's runtime object, e.g. :class:`edgert.classifier.Classifier`.
+        The family's runtime object, e.g. :class:`edgert.plugins.families.cnn.runtime.Classifier`.
 
     Raises:
         BundleError: among other things, when this CPU would compute the bundle's int8
@@ -91,7 +91,7 @@ def load(
     from edgert import kernels
     from edgert.bundle import open_bundle
     from edgert.catalog import get_catalog
-    from edgert.optimum_folder import is_optimum_folder
+    from edgert.plugins.families.seq2seq.optimum import is_optimum_folder
     from edgert.profiles import check_against_catalog, parse_profile
 
     catalog = get_catalog()
@@ -116,9 +116,9 @@ def _load_optimum(path: Path, device: Any, allow_fallback: Any, threads: Any) ->
     """An optimum-cli seq2seq folder, run like a bundle (its files carry no checksums)."""
     from edgert.bundle import Bundle
     from edgert.catalog import get_catalog
-    from edgert.lexicon import DICTIONARY
-    from edgert.optimum_folder import check_folder, generation_defaults
-    from edgert.seq2seq import Seq2SeqModel
+    from edgert.plugins.decoding.lexicon import DICTIONARY
+    from edgert.plugins.families.seq2seq.optimum import check_folder, generation_defaults
+    from edgert.plugins.families.seq2seq.runtime import Seq2SeqModel
 
     check_folder(path)
     profile, _ = resolve_device(device or "cpu-generic")

@@ -6,7 +6,9 @@ so anything a built-in can do, an installed package can do too.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.metadata
 import os
 from collections.abc import Iterable
 
@@ -18,29 +20,21 @@ from edgert.errors import PluginError
 ENTRY_POINT_GROUP = "edgert"
 DISABLE_ENV = "EDGERT_DISABLE_PLUGINS"
 
-DEFAULT_PLUGINS = (
-    "edgert.plugins.providers.ort_cpu",
-    "edgert.plugins.providers.ort_cuda",
-    "edgert.plugins.providers.ort_tensorrt",
-    "edgert.plugins.providers.ort_qnn",
-    "edgert.plugins.providers.ort_openvino",
-    "edgert.plugins.providers.ort_coreml",
-    "edgert.plugins.providers.ort_directml",
-    "edgert.plugins.providers.ort_xnnpack",
-    "edgert.plugins.providers.ort_nnapi",
-    "edgert.plugins.decoding.greedy",
-    "edgert.plugins.decoding.sampling",
-    "edgert.plugins.decoding.beam",
-    "edgert.plugins.decoding.aggressive",
-    "edgert.plugins.decoding.lookup",
-    "edgert.plugins.decoding.speculative",
-    "edgert.plugins.families.cnn",
-    "edgert.plugins.families.seq2seq",
-    "edgert.plugins.families.dolphin",
-    "edgert.plugins.families.ofa",
-    "edgert.plugins.builtin_devices",
-    "edgert.exporters.steps",
-)
+BUILTIN_DISTRIBUTION = "edgert"
+
+
+@functools.cache
+def builtin_plugins() -> tuple[str, ...]:
+    """The built-in plugins: the ``edgert`` entry points of edgert's own distribution.
+
+    They are declared in ``pyproject.toml`` exactly as a third-party package declares its
+    plugins; the core names none of them. Registered first, in that order, so their
+    names (e.g. ``edgert.plugins.providers.ort_qnn``) are what ``EDGERT_DISABLE_PLUGINS``
+    blocks.
+    """
+    points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    own = [ep.value for ep in points if ep.dist and ep.dist.name == BUILTIN_DISTRIBUTION]
+    return tuple(dict.fromkeys(own))
 
 
 def blocked_names(extra: Iterable[str] = ()) -> list[str]:
@@ -61,9 +55,16 @@ def get_plugin_manager(
     """
     pm = pluggy.PluginManager("edgert")
     pm.add_hookspecs(hookspecs)
+    if not builtin_plugins():
+        raise PluginError(
+            "edgert's built-in plugins are not registered: its distribution metadata lists no "
+            f"'{ENTRY_POINT_GROUP}' entry points",
+            hint="install edgert (pip install -e . in a checkout) instead of running it from "
+            "the source folder",
+        )
     for name in blocked_names(blocked):
         pm.set_blocked(name)
-    for name in DEFAULT_PLUGINS:
+    for name in builtin_plugins():
         if not pm.is_blocked(name):
             pm.register(importlib.import_module(name), name)
     if entry_points:

@@ -196,7 +196,7 @@ def _profile_generation(
 def _context_prompt(model: Any, kwargs: dict[str, Any], options: ProfileOptions) -> dict[str, Any]:
     """A seeded context of ``context_tokens`` tokens (at most the encoder's window) and the
     question as a prompt with the memory marker; first-token times include encoding it."""
-    from edgert.dolphin_core import MEMORY
+    from edgert.plugins.families.dolphin.core import MEMORY
 
     rng = np.random.default_rng(1)
     tokenizer = model.context_tokenizer

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from edgert.export import ExportContext
 from edgert.exporters.int8_kernels import emulated_copy
-from edgert.exporters.pipeline import ExportContext
 from edgert.kernels import QDQ
 from edgert.providers import SessionInfo, create_session
 

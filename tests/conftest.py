@@ -28,7 +28,7 @@ def digits_bundles(tmp_path_factory):
     pytest.importorskip("torch")
     import edgert
     from edgert.catalog import get_catalog
-    from edgert.exporters.cnn import CnnExport, export_cnn
+    from edgert.exporters.cnn.export import CnnExport, export_cnn
 
     root = tmp_path_factory.mktemp("digits")
     bundles = {}

@@ -134,7 +134,7 @@ QUESTIONS = ["who wrote the report", "when was it published", "what does the cac
 def export(source, out, device="cpu-generic", **options):
     import edgert
     from edgert.catalog import get_catalog
-    from edgert.exporters.dolphin import DolphinExport, export_dolphin
+    from edgert.exporters.dolphin.export import DolphinExport, export_dolphin
 
     profile, _ = edgert.resolve_device(device)
     return export_dolphin(

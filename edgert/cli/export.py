@@ -155,7 +155,7 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
     """
     from edgert import resolve_device
     from edgert.catalog import get_catalog
-    from edgert.exporters.pipeline import check_output
+    from edgert.export import check_output
 
     profile, reason = resolve_device(device, devices_dirs=devices_dirs(devices_dir))
     if reason and not as_json:
@@ -168,13 +168,13 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
     out = out or Path(f"{_stem(source)}-{profile.id}")
     check_output(out, force)
     if family == "cnn":
-        from edgert.exporters.cnn import CnnExport
+        from edgert.exporters.cnn.export import CnnExport
 
         options = CnnExport(source=source, out=out, input_shape=input_shape, calibration=calibration,
                             eval_data=eval_data, labels=labels, force=force,
                             allow_fallback=allow_fallback, keep_intermediate=keep_intermediate)  # fmt: skip
     elif family == "seq2seq":
-        from edgert.exporters.seq2seq import Seq2SeqExport
+        from edgert.exporters.seq2seq.export import Seq2SeqExport
 
         texts = _lines(validation_text) if validation_text else ()
         options = Seq2SeqExport(
@@ -185,7 +185,7 @@ def export(source: str, device: str, out: Path | None, family: str | None, input
         )  # fmt: skip
 
     elif family == "dolphin":
-        from edgert.exporters.dolphin import DolphinExport
+        from edgert.exporters.dolphin.export import DolphinExport
 
         options = DolphinExport(source=source, out=out, revision=revision, force=force,
                                 allow_fallback=allow_fallback, keep_intermediate=keep_intermediate,
@@ -247,7 +247,7 @@ def _stem(source: str) -> str:
 
 
 def _lines(path: Path, what: str = "validation text") -> tuple[str, ...]:
-    from edgert.exporters.seq2seq import read_lines
+    from edgert.exporters.seq2seq.export import read_lines
 
     lines = read_lines(path, what)
     if not lines:  # a file named on the command line is meant to hold something

@@ -82,7 +82,7 @@ def profile(bundle: Path, runs, warmup, batch, text, input_tokens, new_tokens, d
     from rich.progress import Progress
 
     from edgert.bundle import open_bundle
-    from edgert.optimum_folder import is_optimum_folder
+    from edgert.plugins.families.seq2seq.optimum import is_optimum_folder
     from edgert.profiler import ProfileOptions, profile_bundle
 
     chosen = ({"draft": str(draft)} if draft else {}) | decoder_options(extra, RESERVED)

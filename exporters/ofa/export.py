@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgert.errors import ExportError
-from edgert.exporters.calibration import load_inputs
-from edgert.exporters.cnn import CnnExport, export_torch_classifier
+from edgert.exporters.cnn.calibration import load_inputs
+from edgert.exporters.cnn.export import CnnExport, export_torch_classifier
+from edgert.exporters.cnn.sources import TorchSource
 from edgert.exporters.ofa import latency, search, subnets, supernets
-from edgert.exporters.sources import TorchSource
 
 if TYPE_CHECKING:
     from edgert.bundle import Bundle
     from edgert.catalog import Catalog
-    from edgert.exporters.pipeline import Artifact, ExportContext
+    from edgert.export import Artifact, ExportContext
     from edgert.profiles import DeviceProfile
 
 

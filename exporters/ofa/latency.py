@@ -98,9 +98,9 @@ class UnitTimer:
     def module_ms(self, module: Any, shape: tuple[int, ...], keep: Path | None = None) -> float:
         """Latency of ``module`` on input ``shape``, exported as the profile says; ``keep``
         receives a copy of the exported graph (to time it again later)."""
-        from edgert.exporters.cnn import to_onnx
-        from edgert.exporters.pipeline import ExportContext, run_steps
-        from edgert.exporters.sources import TorchSource
+        from edgert.export import ExportContext, run_steps
+        from edgert.exporters.cnn.export import to_onnx
+        from edgert.exporters.cnn.sources import TorchSource
 
         def timed(artifacts: dict[str, Any], _ctx: Any) -> dict[str, float]:
             if keep is not None:

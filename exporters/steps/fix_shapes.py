@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from edgert.errors import ExportError
-from edgert.exporters.pipeline import Artifact, ExportContext
+from edgert.export import Artifact, ExportContext
 
 
 class FixShapes:

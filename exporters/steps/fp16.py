@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from edgert.exporters.pipeline import Artifact, ExportContext
+from edgert.export import Artifact, ExportContext
 
 
 class ConvertFp16:

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edgert.errors import ExportError
-from edgert.exporters.pipeline import Artifact, ExportContext
+from edgert.export import Artifact, ExportContext
 from edgert.kernels import reduce_range
 
 

@@ -18,8 +18,8 @@ from typing import ClassVar
 
 from edgert import host as hosts
 from edgert import kernels
+from edgert.export import Artifact, ExportContext
 from edgert.exporters.int8_kernels import survey
-from edgert.exporters.pipeline import Artifact, ExportContext
 
 
 class Validate:

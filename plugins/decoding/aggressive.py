@@ -3,7 +3,7 @@
 For tasks whose output mostly copies the input (spelling and grammar correction, post
 editing), the next output tokens are usually the next input tokens. The draft is the input
 from the aligned position on, with each input word that is not a known word (a typo, split
-into sub-word pieces) replaced by the nearest known word's tokens (``edgert.lexicon``), so
+into sub-word pieces) replaced by the nearest known word's tokens (``edgert.plugins.decoding.lexicon``), so
 one target call can verify a whole corrected sentence. After a mismatch the alignment
 is found again by looking up the last few output tokens in the input, or, after a new word
 found nowhere in the input, at the next input word. Verified by the shared core, so the
@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from edgert.decoding import DecodingOptions
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
-from edgert.lexicon import Fix, Lexicon, corrections
+from edgert.plugins.decoding.lexicon import Fix, Lexicon, corrections
 from edgert.speculation import DraftingDecoder
 
 

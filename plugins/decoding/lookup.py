@@ -3,7 +3,7 @@
 The longest suffix of the output (``max_ngram`` down to 1 tokens) is looked up in the
 input and in the output so far; the tokens that followed its most recent occurrence are
 the draft. Before any output the draft is the input's start. With ``correct_words`` the
-input's copy with misspelt words corrected (``edgert.lexicon``) is searched too, and after
+input's copy with misspelt words corrected (``edgert.plugins.decoding.lexicon``) is searched too, and after
 a new word found nowhere the draft resumes at the input word after the one it replaced.
 With ``trigram_stats`` (after ADED), continuations seen more often win over the most
 recent one. Verified by the shared core, so the tokens are exactly greedy's.
@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from edgert.decoding import DecodingOptions
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
-from edgert.lexicon import Lexicon, corrected, corrections
+from edgert.plugins.decoding.lexicon import Lexicon, corrected, corrections
 from edgert.speculation import DraftingDecoder
 
 

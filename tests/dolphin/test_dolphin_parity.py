@@ -14,8 +14,8 @@ KINDS = ("dolphin", "dolphin-mlp", "composition")
 def reference_tokens(source, context, question, steps):
     from tokenizers import Tokenizer
 
-    from edgert.dolphin_core import prompt_ids
-    from edgert.exporters.dolphin_source import Reference, load_source
+    from edgert.exporters.dolphin.source import Reference, load_source
+    from edgert.plugins.families.dolphin.core import prompt_ids
 
     loaded = load_source(str(source))
     reference = Reference(loaded)
@@ -72,8 +72,8 @@ def test_beam_matches_transformers(dolphin_sources, dolphin_bundles):
     import torch
     from tokenizers import Tokenizer
 
-    from edgert.dolphin_core import prompt_ids
-    from edgert.exporters.dolphin_source import Reference, load_source
+    from edgert.exporters.dolphin.source import Reference, load_source
+    from edgert.plugins.families.dolphin.core import prompt_ids
 
     loaded = load_source(str(dolphin_sources["dolphin"]))
     reference = Reference(loaded)
@@ -102,7 +102,7 @@ def test_beam_matches_transformers(dolphin_sources, dolphin_bundles):
 def test_memory_rows_match_reference(dolphin_sources, dolphin_bundles):
     from tokenizers import Tokenizer
 
-    from edgert.exporters.dolphin_source import Reference, load_source
+    from edgert.exporters.dolphin.source import Reference, load_source
 
     loaded = load_source(str(dolphin_sources["composition"]))
     model = edgert.load(dolphin_bundles["composition"])

@@ -10,7 +10,7 @@ from dolphin_models import CONTEXTS, QUESTIONS, export, make_dolphin
 
 import edgert
 from edgert.errors import InputError
-from edgert.memory_cache import MemoryCache, context_key
+from edgert.plugins.families.dolphin.memory_cache import MemoryCache, context_key
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from builders import full_int8_profile  # noqa: E402
 import edgert  # noqa: E402
 from edgert.catalog import get_catalog  # noqa: E402
 from edgert.errors import ExportError, UnknownNameError  # noqa: E402
-from edgert.exporters.cnn import CnnExport, export_cnn  # noqa: E402
+from edgert.exporters.cnn.export import CnnExport, export_cnn  # noqa: E402
 from edgert.exporters.zoo.digits import digits_cnn, eval_data  # noqa: E402
 
 

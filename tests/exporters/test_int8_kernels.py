@@ -130,7 +130,7 @@ def test_qdq_export_without_vnni_validates_the_target_and_runs_unfused_only_if_a
 ):
     pytest.importorskip("torch")
     from edgert.catalog import get_catalog
-    from edgert.exporters.cnn import CnnExport, export_cnn
+    from edgert.exporters.cnn.export import CnnExport, export_cnn
 
     device = full_range_int8_profile(tmp_path / "devices", "static-qdq")
     profile, _ = edgert.resolve_device(str(device))
@@ -164,7 +164,7 @@ def test_integer_export_without_vnni_validates_the_target_and_is_refused(tmp_pat
     from seq2seq_models import make_source
 
     from edgert.catalog import get_catalog
-    from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+    from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq
 
     device = full_range_int8_profile(tmp_path / "devices", "dynamic")
     profile, _ = edgert.resolve_device(str(device))

@@ -128,8 +128,8 @@ def test_the_verify_bound_is_the_largest_drift_measured_on_the_decoders_provider
     precision (TF32 on CUDA moves fp32 logits 100x more than the CPU); a provider edgert
     does not know, or a precision nobody measured on it, gets the loosest bound (slower,
     never other tokens)."""
+    from edgert.plugins.families.seq2seq.runtime import verify_bound
     from edgert.providers import LOOSEST_DRIFT, SessionInfo
-    from edgert.seq2seq import verify_bound
     from edgert.speculation import VerifyTolerance
 
     def on(*names):

@@ -19,7 +19,7 @@ def seq2seq_sources(tmp_path_factory):
 def seq2seq_bundles(seq2seq_sources, tmp_path_factory):
     import edgert
     from edgert.catalog import get_catalog
-    from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+    from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq
 
     root = tmp_path_factory.mktemp("s2s-bundles")
     profile, _ = edgert.resolve_device("cpu-generic")
@@ -36,7 +36,7 @@ def wide_int8_bundle(tmp_path_factory):
     pytest.importorskip("transformers")
     import edgert
     from edgert.catalog import get_catalog
-    from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+    from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq
 
     root = tmp_path_factory.mktemp("s2s-wide")
     source = make_source("t5v11", root / "source", wide=True)

@@ -68,7 +68,7 @@ def test_non_seq2seq_model_is_refused(tmp_path):
         tmp_path / "gpt2"
     )
     from edgert.catalog import get_catalog
-    from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+    from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq
 
     profile, _ = edgert.resolve_device("cpu-generic")
     with pytest.raises(ExportError) as info:
@@ -83,7 +83,7 @@ def test_non_seq2seq_model_is_refused(tmp_path):
 
 def test_missing_source(tmp_path):
     from edgert.catalog import get_catalog
-    from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+    from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq
 
     profile, _ = edgert.resolve_device("cpu-generic")
     with pytest.raises(ExportError, match="cannot read a model config"):
@@ -125,7 +125,7 @@ def test_int8_and_int4_exports_report_agreement(seq2seq_sources, tmp_path):
     from builders import full_int8_profile, runnable_profile
 
     from edgert.catalog import get_catalog
-    from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+    from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq
 
     full = full_int8_profile(tmp_path / "devices")
     full.write_text(full.read_text().replace('method = "static-qdq"', 'method = "dynamic"'))
@@ -147,7 +147,7 @@ def test_weight_only_report_counts_the_matmuls_really_quantized(seq2seq_sources,
     import onnx
 
     from edgert.catalog import get_catalog
-    from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+    from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq
 
     shipped = resources.files("edgert.devices") / "x86-avx2-int8.toml"
     text = re.sub(r"min_weight_elements = \d+", "min_weight_elements = 2000", shipped.read_text())
@@ -165,7 +165,7 @@ def test_weight_only_report_counts_the_matmuls_really_quantized(seq2seq_sources,
 
 
 def test_a_dictionary_must_be_one_word_a_line_that_the_tokenizer_spells():
-    from edgert.exporters.seq2seq import check_dictionary
+    from edgert.exporters.seq2seq.export import check_dictionary
 
     tokenizer = (
         resources.files("edgert.exporters.zoo") / "speller/model/tokenizer.json"

@@ -227,7 +227,7 @@ def test_the_draft_runs_where_the_target_was_told_to_run(
     device (``--device``): then both run there."""
     from edgert.catalog import get_catalog
     from edgert.errors import ProviderUnavailableError
-    from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+    from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq
 
     gpu, _ = edgert.resolve_device("nvidia-cuda-fp16")
     draft = tmp_path / "gpu-draft"

@@ -220,8 +220,8 @@ def test_position_bias_equals_the_libraries_for_every_length():
     largest bucket included (there the vectors' last entry stands for every distance)."""
     import numpy as np
 
-    from edgert.exporters.seq2seq_t5 import bias_vectors
-    from edgert.seq2seq_core import MASKED, PositionBias
+    from edgert.exporters.seq2seq.t5 import bias_vectors
+    from edgert.plugins.families.seq2seq.core import MASKED, PositionBias
 
     model = transformers.T5ForConditionalGeneration(
         transformers.T5Config(vocab_size=50, d_model=16, d_kv=4, num_heads=3, num_layers=1,

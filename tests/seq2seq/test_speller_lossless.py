@@ -20,7 +20,7 @@ DECODERS = ("aggressive", "lookup", "speculative")
 
 def export_speller(root, device: str, inputs: int):
     """Bundles of the speller and of its draft for ``device``, and held-out noisy inputs."""
-    from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+    from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq
     from edgert.exporters.zoo.speller.data import heldout_pairs
 
     profile, _ = edgert.resolve_device(device)

@@ -27,7 +27,7 @@ steps = ["optimize", "fix-shapes", "validate"]
 
 
 def export(source, out, device):
-    from edgert.exporters.seq2seq import Seq2SeqExport, export_seq2seq
+    from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq
 
     profile, _ = edgert.resolve_device(device)
     return export_seq2seq(Seq2SeqExport(source=str(source), out=out), profile, get_catalog())

@@ -43,7 +43,7 @@ def test_aligner_resumes_at_the_next_word_after_a_corrected_word():
 def test_aligner_drafts_corrected_words_and_copies_the_rest():
     from test_lexicon import VOCAB
 
-    from edgert.lexicon import Lexicon
+    from edgert.plugins.decoding.lexicon import Lexicon
 
     boundaries = frozenset({1, 3, 4, 5, 6, 10, 12, 13, 14, 16, 17, 18})
     aligner = InputAligner(ngram=2, boundaries=boundaries, lexicon=Lexicon(VOCAB))
@@ -56,7 +56,7 @@ def test_aligner_drafts_corrected_words_and_copies_the_rest():
 def test_aligner_drafts_corrections_of_several_tokens_across_calls():
     from test_lexicon import VOCAB, speller
 
-    from edgert.lexicon import Lexicon
+    from edgert.plugins.decoding.lexicon import Lexicon
 
     boundaries = frozenset({1, 3, 4, 5, 6, 10, 12, 13, 14, 16, 17, 18})
     lexicon = Lexicon(VOCAB, ["the", "follow", "rabbit"], speller(VOCAB))
@@ -82,7 +82,7 @@ def test_aligner_copies_a_corrected_input_in_the_fewest_calls():
     import math
     import random
 
-    from edgert.lexicon import corrected
+    from edgert.plugins.decoding.lexicon import corrected
 
     rng = random.Random(5)
     for _ in range(300):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgert.lexicon import Lexicon, _one_edit, _slip, corrected, corrections
+from edgert.plugins.decoding.lexicon import Lexicon, _one_edit, _slip, corrected, corrections
 
 VOCAB = {"<pad>": 0, "</s>": 1, "Ġthe": 3, "Ġnervous": 4, "Ġrabbit": 5, "Ġne": 6, "v": 7,
          "rou": 8, "s": 9, "Ġfoll": 10, "ow": 11, "Ġhis": 12, "Ġher": 13, "Ġhs": 14, "i": 15,

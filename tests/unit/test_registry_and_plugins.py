@@ -11,7 +11,7 @@ import pytest
 from edgert import hookimpl, hookspecs
 from edgert.catalog import load_catalog
 from edgert.errors import PluginError, UnknownNameError
-from edgert.plugin_manager import DEFAULT_PLUGINS, get_plugin_manager
+from edgert.plugin_manager import builtin_plugins, get_plugin_manager
 from edgert.registry import Registry
 
 HOOKS = [
@@ -42,7 +42,7 @@ def test_every_hook_has_a_test():
 
 def test_builtins_register_through_the_same_hooks(catalog):
     names = {catalog.pm.get_name(p) for p in catalog.pm.get_plugins()}
-    assert set(DEFAULT_PLUGINS) <= names
+    assert set(builtin_plugins()) <= names
     assert "ort-cpu" in catalog.providers
     assert catalog.providers.source("ort-cpu") == "edgert.plugins.providers.ort_cpu"
 

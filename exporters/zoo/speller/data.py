@@ -40,7 +40,7 @@ from functools import cache
 from itertools import islice
 from pathlib import Path
 
-from edgert.lexicon import KEYBOARD_ROWS, adjacent_keys
+from edgert.plugins.decoding.lexicon import KEYBOARD_ROWS, adjacent_keys
 
 WORDS_FILE = Path(__file__).with_name("words.toml")
 START_SYMBOL = "sentence"

@@ -35,7 +35,7 @@ Recipe (everything seeded; see ``--help``):
   match and character error rate before and after correction, plus how often
   an already-correct sentence is returned unchanged.
 
-Run as ``python -m edgert.exporters.zoo.speller.train`` (``--minutes``,
+Run from a source checkout as ``python tools/train_speller.py`` (``--minutes``,
 ``--steps``, ``--out``).
 
 ``--draft`` trains the draft model that speculative decoding pairs with the
@@ -65,13 +65,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgert.lexicon import DICTIONARY
+from edgert.exporters.zoo.speller import data
+from edgert.plugins.decoding.lexicon import DICTIONARY
 
-from . import data
-
-DEFAULT_OUT = Path(__file__).resolve().with_name("model")
-DRAFT_OUT = Path(__file__).resolve().with_name("draft")
-SAMPLES_FILE = Path(__file__).resolve().with_name("samples.txt")
+ZOO = Path(__file__).resolve().parents[1] / "exporters" / "zoo" / "speller"
+DEFAULT_OUT = ZOO / "model"
+DRAFT_OUT = ZOO / "draft"
+SAMPLES_FILE = ZOO / "samples.txt"
 
 SEED = 0  # model init and dropout-free training order
 DATA_SEED = 1  # training pair stream

@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from edgert.embeddings import EmbeddingTable, save_table
 from edgert.errors import ValidationMismatchError
-from edgert.exporters.pipeline import Artifact, ExportContext, overall_precision
-from edgert.exporters.seq2seq_graphs import layout
+from edgert.export import Artifact, ExportContext, overall_precision
+from edgert.exporters.seq2seq.graphs import layout
 from edgert.exporters.validation import greedy_tokens, validation_session
-from edgert.seq2seq_core import Layout, PositionBias, Seq2SeqCore
-from edgert.seq2seq_static_core import StaticSeq2SeqCore
+from edgert.plugins.families.seq2seq.core import Layout, PositionBias, Seq2SeqCore
+from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable, save_table
+from edgert.plugins.families.seq2seq.static_core import StaticSeq2SeqCore
 
 FP32_RELATIVE_ATOL = 1e-3
 MIN_AGREEMENT = 0.90

@@ -7,8 +7,8 @@ from edgert.hookspecs import hookimpl
 
 SEQ2SEQ = Family(
     name="seq2seq",
-    runtime="edgert.seq2seq:Seq2SeqModel",
-    exporter="edgert.exporters.seq2seq:export_seq2seq",
+    runtime="edgert.plugins.families.seq2seq.runtime:Seq2SeqModel",
+    exporter="edgert.exporters.seq2seq.export:export_seq2seq",
     quantization="dynamic",
     description="encoder-decoder text models (T5, BART, Marian) -> generate / stream",
 )

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from edgert.dolphin_core import STATIC_MASKED, DolphinCore, Layout
-from edgert.embeddings import EmbeddingTable
 from edgert.errors import InputError
+from edgert.plugins.families.dolphin.core import STATIC_MASKED, DolphinCore, Layout
+from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable
 
 
 class StaticDolphinCore(DolphinCore):

@@ -16,13 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
-from edgert.embeddings import save_table
 from edgert.errors import ExportError
-from edgert.exporters.dolphin_graphs import export_graphs, io_names, layout
-from edgert.exporters.dolphin_source import DolphinSource, load_source
-from edgert.exporters.dolphin_static import calibration_traces, export_static_graphs
-from edgert.exporters.dolphin_validate import validate_dolphin
-from edgert.exporters.pipeline import (
+from edgert.export import (
     Artifact,
     ExportContext,
     check_output,
@@ -32,6 +27,11 @@ from edgert.exporters.pipeline import (
     provenance,
     run_steps_keeping,
 )
+from edgert.exporters.dolphin.graphs import export_graphs, io_names, layout
+from edgert.exporters.dolphin.source import DolphinSource, load_source
+from edgert.exporters.dolphin.static import calibration_traces, export_static_graphs
+from edgert.exporters.dolphin.validate import validate_dolphin
+from edgert.plugins.families.seq2seq.embeddings import save_table
 from edgert.profiles import check_steps
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ Outputs (written to ``--out-dir``, by default this folder):
   images for int8 post-training quantization calibration;
 * ``digits_cnn.json`` - metadata (parameter count, accuracy, recipe, versions).
 
-Run as ``python -m edgert.exporters.zoo.train_digits`` or, from a source
-checkout, ``python exporters/zoo/train_digits.py``.
+A developer tool, not part of the wheel: run it from a source checkout with edgert
+installed, ``python tools/train_digits.py``; it writes into ``exporters/zoo/``.
 """
 
 from __future__ import annotations
@@ -35,18 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-try:
-    from .digits import INPUT_SHAPE, LABELS, DigitsCNN, digits_cnn, preprocess
-except ImportError:  # executed as a plain script, outside the package
-    import importlib.util
-
-    _spec = importlib.util.spec_from_file_location(
-        "_edgert_zoo_digits", Path(__file__).with_name("digits.py")
-    )
-    _digits = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_digits)
-    INPUT_SHAPE, LABELS, DigitsCNN = _digits.INPUT_SHAPE, _digits.LABELS, _digits.DigitsCNN
-    digits_cnn, preprocess = _digits.digits_cnn, _digits.preprocess
+from edgert.exporters.zoo.digits import INPUT_SHAPE, LABELS, DigitsCNN, digits_cnn, preprocess
 
 SEED = 0
 EPOCHS = 60
@@ -86,7 +75,9 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent)
+    parser.add_argument(
+        "--out-dir", type=Path, default=Path(__file__).resolve().parents[1] / "exporters" / "zoo"
+    )
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from edgert.embeddings import EmbeddingTable
 from edgert.errors import InputError
-from edgert.seq2seq_core import Layout
+from edgert.plugins.families.seq2seq.core import Layout
+from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable
 
 MASKED = -1.0e4  # zeroes a softmax weight; small enough for 16-bit QDQ activation ranges
 

@@ -7,8 +7,8 @@ from edgert.hookspecs import hookimpl
 
 CNN = Family(
     name="cnn",
-    runtime="edgert.classifier:Classifier",
-    exporter="edgert.exporters.cnn:export_cnn",
+    runtime="edgert.plugins.families.cnn.runtime:Classifier",
+    exporter="edgert.exporters.cnn.export:export_cnn",
     quantization="static-qdq",
     description="image classifiers (torch module or saved program) -> Classifier.classify",
 )

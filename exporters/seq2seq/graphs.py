@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from edgert.errors import ExportError
-from edgert.seq2seq_core import Layout
+from edgert.plugins.families.seq2seq.core import Layout
 
 
 def _cross_attention(model: Any, index: int) -> tuple[Any, Any, int, int]:

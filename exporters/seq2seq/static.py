@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from edgert.errors import ExportError
-from edgert.exporters.seq2seq_graphs import EncoderGraph, layout
-from edgert.exporters.seq2seq_t5 import T5DecoderGraph
+from edgert.exporters.seq2seq.graphs import EncoderGraph, layout
+from edgert.exporters.seq2seq.t5 import T5DecoderGraph
 
 
 def check_supported(model: Any) -> None:

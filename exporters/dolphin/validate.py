@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from edgert.dolphin_core import MARKER, MEMORY, DolphinCore, memory_rows
-from edgert.dolphin_static_core import StaticDolphinCore
-from edgert.embeddings import EmbeddingTable, save_table
-from edgert.exporters.dolphin_graphs import layout
-from edgert.exporters.dolphin_source import Reference
-from edgert.exporters.pipeline import Artifact, ExportContext, overall_precision
-from edgert.exporters.seq2seq_validate import check_tolerance
+from edgert.export import Artifact, ExportContext, overall_precision
+from edgert.exporters.dolphin.graphs import layout
+from edgert.exporters.dolphin.source import Reference
+from edgert.exporters.seq2seq.validate import check_tolerance
 from edgert.exporters.validation import greedy_tokens, validation_session
+from edgert.plugins.families.dolphin.core import MARKER, MEMORY, DolphinCore, memory_rows
+from edgert.plugins.families.dolphin.static_core import StaticDolphinCore
+from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable, save_table
 
 NEW_TOKENS = 12
 

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgert.embeddings import EmbeddingTable
 from edgert.errors import BundleError, InputError
-from edgert.lexicon import SPACE_MARKS, Lexicon
+from edgert.plugins.decoding.lexicon import SPACE_MARKS, Lexicon
+from edgert.plugins.families.seq2seq.core import Layout, PositionBias, Seq2SeqCore
+from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable
+from edgert.plugins.families.seq2seq.static_core import StaticSeq2SeqCore
 from edgert.providers import LOOSEST_DRIFT, create_session
 from edgert.schema import build
-from edgert.seq2seq_core import Layout, PositionBias, Seq2SeqCore
-from edgert.seq2seq_static_core import StaticSeq2SeqCore
 from edgert.speculation import VerifyTolerance
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ class Seq2SeqModel:
     ) -> None:
         from tokenizers import Tokenizer
 
-        from edgert.optimum_folder import OptimumCore
+        from edgert.plugins.families.seq2seq.optimum import OptimumCore
 
         self.bundle, self.profile, self.catalog = bundle, profile, catalog
         self.defaults = bundle.manifest["generation"]

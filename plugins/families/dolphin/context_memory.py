@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from edgert.dolphin_core import memory_rows
 from edgert.errors import InputError
-from edgert.memory_cache import MemoryCache, context_key
+from edgert.plugins.families.dolphin.core import memory_rows
+from edgert.plugins.families.dolphin.memory_cache import MemoryCache, context_key
 
 POLICIES = ("reject", "chunk")
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from edgert.embeddings import EmbeddingTable
 from edgert.errors import InputError
+from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable
 
 MEMORY = -1  # the prompt id that stands for the memory embeddings
 

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgert.context_memory import ContextMemory
-from edgert.dolphin_core import DolphinCore, Layout, prompt_ids
-from edgert.dolphin_static_core import StaticDolphinCore
-from edgert.embeddings import EmbeddingTable
 from edgert.errors import InputError
-from edgert.memory_cache import MemoryCache
-from edgert.seq2seq import Generation, Seq2SeqModel
+from edgert.plugins.families.dolphin.context_memory import ContextMemory
+from edgert.plugins.families.dolphin.core import DolphinCore, Layout, prompt_ids
+from edgert.plugins.families.dolphin.memory_cache import MemoryCache
+from edgert.plugins.families.dolphin.static_core import StaticDolphinCore
+from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable
+from edgert.plugins.families.seq2seq.runtime import Generation, Seq2SeqModel
 
 if TYPE_CHECKING:
     from edgert.bundle import Bundle

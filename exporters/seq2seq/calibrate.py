@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from edgert.embeddings import EmbeddingTable, save_table
-from edgert.exporters.pipeline import ExportContext
+from edgert.export import ExportContext
 from edgert.exporters.validation import greedy_tokens
-from edgert.seq2seq_core import Layout
-from edgert.seq2seq_static_core import StaticSeq2SeqCore
+from edgert.plugins.families.seq2seq.core import Layout
+from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable, save_table
+from edgert.plugins.families.seq2seq.static_core import StaticSeq2SeqCore
 
 MAX_DECODER_FEEDS = 96  # each feed holds every K/V buffer: bound the memory
 
@@ -36,8 +36,8 @@ def calibration_traces(paths: dict[str, Path], ctx: ExportContext, texts: tuple[
     """``per_graph`` overrides with recorded feeds for ``encoder`` and ``decoder``."""
     import onnxruntime as ort
 
-    from edgert.exporters.seq2seq_graphs import layout
-    from edgert.exporters.seq2seq_validate import validation_inputs
+    from edgert.exporters.seq2seq.graphs import layout
+    from edgert.exporters.seq2seq.validate import validation_inputs
 
     static, defaults = ctx.extra["static"], ctx.extra["defaults"]
     options = ort.SessionOptions()

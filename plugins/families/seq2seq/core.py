@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from edgert.embeddings import EmbeddingTable
 from edgert.errors import InputError
+from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable
 
 
 @dataclass(frozen=True)

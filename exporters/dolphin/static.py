@@ -21,13 +21,13 @@ from typing import Any
 
 import torch
 
-from edgert.dolphin_core import memory_rows
-from edgert.dolphin_static_core import StaticDolphinCore
-from edgert.embeddings import EmbeddingTable, save_table
-from edgert.exporters.dolphin_graphs import layout
-from edgert.exporters.pipeline import ExportContext
-from edgert.exporters.seq2seq_calibrate import Recorder
+from edgert.export import ExportContext
+from edgert.exporters.dolphin.graphs import layout
+from edgert.exporters.seq2seq.calibrate import Recorder
 from edgert.exporters.validation import greedy_tokens
+from edgert.plugins.families.dolphin.core import memory_rows
+from edgert.plugins.families.dolphin.static_core import StaticDolphinCore
+from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable, save_table
 
 MAX_DECODER_FEEDS = 96  # each feed holds every K/V buffer: bound the memory
 
@@ -128,7 +128,7 @@ def calibration_traces(paths: dict[str, Path], ctx: ExportContext) -> dict[str, 
     validation pairs greedily on CPU (random buffers calibrate 16-bit QDQ badly)."""
     import onnxruntime as ort
 
-    from edgert.exporters.dolphin_validate import validation_pairs
+    from edgert.exporters.dolphin.validate import validation_pairs
 
     source, static = ctx.extra["source"], ctx.extra["static"]
     options = ort.SessionOptions()

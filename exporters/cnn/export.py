@@ -18,10 +18,10 @@ import numpy as np
 
 from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
 from edgert.errors import ExportError
-from edgert.exporters.calibration import load_inputs, load_labelled
-from edgert.exporters.cnn_validate import validate_classifier
-from edgert.exporters.pipeline import Artifact, ExportContext, provenance, run_steps_keeping
-from edgert.exporters.sources import TorchSource, load_source
+from edgert.export import Artifact, ExportContext, provenance, run_steps_keeping
+from edgert.exporters.cnn.calibration import load_inputs, load_labelled
+from edgert.exporters.cnn.sources import TorchSource, load_source
+from edgert.exporters.cnn.validate import validate_classifier
 from edgert.exporters.steps.fix_shapes import FixShapes
 from edgert.profiles import check_steps
 
@@ -128,7 +128,7 @@ def _input_shape(options: CnnExport, source: TorchSource) -> tuple[int, ...]:
 def _data(
     options: CnnExport, source: TorchSource, shape: tuple[int, ...]
 ) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]:
-    from edgert.exporters.calibration import check_inputs
+    from edgert.exporters.cnn.calibration import check_inputs
 
     module = source.module
     if options.calibration:

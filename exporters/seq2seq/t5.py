@@ -5,7 +5,7 @@ Where, Shape, Gather, Concat...) recomputing position buckets and masks that dep
 on the sequence lengths. On a small model every node is mostly fixed cost, so those nodes
 are a large share of each call. Here the graphs are written from the model's weights, the
 runtime looks the bias up in per-distance vectors stored with the bundle
-(``edgert.seq2seq_core.PositionBias``), and heads are split with constant-shape reshapes
+(``edgert.plugins.families.seq2seq.core.PositionBias``), and heads are split with constant-shape reshapes
 (``0`` keeps the batch dimension), so no node computes a shape at run time. Q, K and V
 (and, in the encoder, every decoder layer's cross K and V) come from one MatMul each:
 
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgert.exporters.seq2seq_graphs import NEW, PAST, SOURCE, export_pair, layout
+from edgert.exporters.seq2seq.graphs import NEW, PAST, SOURCE, export_pair, layout
 
 T5_TYPES = ("t5", "mt5")
 

@@ -12,7 +12,7 @@ from edgert.hookspecs import hookimpl
 
 OFA = Family(
     name="ofa",
-    runtime="edgert.classifier:Classifier",
+    runtime="edgert.plugins.families.cnn.runtime:Classifier",
     exporter="edgert.exporters.ofa.export:export_ofa",
     quantization="static-qdq",
     description="Once-for-All subnets (ofa:<net id>), chosen by config or latency budget",
@@ -28,6 +28,6 @@ def register_families(register):
 @hookimpl
 def register_commands(cli):
     """Add ``edgert ofa``."""
-    from edgert.plugins.families.ofa_cli import ofa
+    from edgert.plugins.families.ofa.cli import ofa
 
     cli.add_command(ofa)

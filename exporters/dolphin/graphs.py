@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from edgert.dolphin_core import Layout
+from edgert.plugins.families.dolphin.core import Layout
 
 MASKED = -1.0e4  # large enough to zero a softmax term, small enough for 16-bit formats
 

@@ -2,7 +2,7 @@
 
 Loads a local Hugging Face directory or a hub id with ``from_pretrained`` (safetensors or
 ``torch.load(weights_only=True)``, never arbitrary pickles), exports the graphs of
-:mod:`edgert.exporters.seq2seq_graphs`, runs the profile's steps on both, stores the shared
+:mod:`edgert.exporters.seq2seq.graphs`, runs the profile's steps on both, stores the shared
 embedding table once, the tokenizer and the generation defaults, and validates against the
 PyTorch model before the bundle is renamed into place.
 """
@@ -19,10 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
-from edgert.embeddings import save_table
 from edgert.errors import ExportError
-from edgert.exporters import seq2seq_t5
-from edgert.exporters.pipeline import (
+from edgert.export import (
     Artifact,
     ExportContext,
     check_output,
@@ -32,15 +30,17 @@ from edgert.exporters.pipeline import (
     provenance,
     run_steps_keeping,
 )
-from edgert.exporters.seq2seq_calibrate import calibration_traces
-from edgert.exporters.seq2seq_graphs import export_graphs, io_names, layout
-from edgert.exporters.seq2seq_static import (
+from edgert.exporters.seq2seq import t5 as seq2seq_t5
+from edgert.exporters.seq2seq.calibrate import calibration_traces
+from edgert.exporters.seq2seq.graphs import export_graphs, io_names, layout
+from edgert.exporters.seq2seq.static import (
     check_supported,
     export_static_graphs,
     relative_bias_table,
 )
-from edgert.exporters.seq2seq_validate import validate_seq2seq
-from edgert.lexicon import DICTIONARY, Lexicon
+from edgert.exporters.seq2seq.validate import validate_seq2seq
+from edgert.plugins.decoding.lexicon import DICTIONARY, Lexicon
+from edgert.plugins.families.seq2seq.embeddings import save_table
 from edgert.profiles import check_steps
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ from edgert.hookspecs import hookimpl
 
 DOLPHIN = Family(
     name="dolphin",
-    runtime="edgert.dolphin:DolphinModel",
-    exporter="edgert.exporters.dolphin:export_dolphin",
+    runtime="edgert.plugins.families.dolphin.runtime:DolphinModel",
+    exporter="edgert.exporters.dolphin.export:export_dolphin",
     quantization="dynamic",
     description="decoder-decoder models (a context encoder's memory feeds a main decoder) "
     "-> generate / stream over a long context",

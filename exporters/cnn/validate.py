@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgert.errors import ValidationMismatchError
-from edgert.exporters.pipeline import Artifact, ExportContext
+from edgert.export import Artifact, ExportContext
 from edgert.exporters.validation import validation_session
 
 MIN_AGREEMENT = {"fp32": 1.0, "fp16": 0.99, "int8": 0.90}

@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from edgert.dolphin_core import MARKER
 from edgert.errors import ExportError
+from edgert.plugins.families.dolphin.core import MARKER
 
 # Decoder architectures whose attention takes a 4-D additive mask and a past of any length
 # through the library's cache classes: the graphs of ``dolphin_graphs`` rely on both.

@@ -1,0 +1,1 @@
+"""Exporter of the ``seq2seq`` family (imports torch); its runtime is edgert.plugins.families.seq2seq."""
