@@ -4,14 +4,13 @@ Public API::
 
     import edgert
     model = edgert.load("bundle-dir")          # verified, on the bundle's device profile
-    model.classify(images)                     # cnn family
+    model.generate("some text")                # a text family's runtime
 
 Plugins implement the hooks in :mod:`edgert.hookspecs` with ``@edgert.hookimpl``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +90,12 @@ def load(
     from edgert import kernels
     from edgert.bundle import open_bundle
     from edgert.catalog import get_catalog
-    from edgert.plugins.families.seq2seq.optimum import is_optimum_folder
     from edgert.profiles import check_against_catalog, parse_profile
 
     catalog = get_catalog()
-    if is_optimum_folder(Path(bundle)):
-        return _load_optimum(Path(bundle), device, allow_fallback, threads)
+    foreign = _load_foreign(Path(bundle), catalog, device, allow_fallback, threads)
+    if foreign is not None:
+        return foreign
     opened = open_bundle(bundle)
     family = catalog.families.get(opened.family)
     if device is None:
@@ -112,30 +111,16 @@ def load(
     )
 
 
-def _load_optimum(path: Path, device: Any, allow_fallback: Any, threads: Any) -> Any:
-    """An optimum-cli seq2seq folder, run like a bundle (its files carry no checksums)."""
-    from edgert.bundle import Bundle
-    from edgert.catalog import get_catalog
-    from edgert.plugins.decoding.lexicon import DICTIONARY
-    from edgert.plugins.families.seq2seq.optimum import check_folder, generation_defaults
-    from edgert.plugins.families.seq2seq.runtime import Seq2SeqModel
+def _load_foreign(path: Path, catalog: Any, device: Any, allow_fallback: Any, threads: Any) -> Any:
+    """A folder that is not an edgert bundle but that a family opens (another tool's
+    export), or None."""
+    if not path.is_dir() or (path / "manifest.json").exists():
+        return None
+    for family in catalog.families:
+        if family.opens and family.claims_folder and family.claims_folder(path):
+            from edgert.families import resolve
 
-    check_folder(path)
-    profile, _ = resolve_device(device or "cpu-generic")
-    if device is None:  # a default, not the caller's choice: no source (see _run_device)
-        profile = dataclasses.replace(profile)
-    manifest = {
-        "format": "optimum",
-        "family": "seq2seq",
-        "verified": False,
-        "precision": "fp32",
-        "generation": generation_defaults(path, profile.export.max_total_length),
-        "dictionary": DICTIONARY if (path / DICTIONARY).is_file() else None,
-    }
-    return Seq2SeqModel(
-        Bundle(path, manifest),
-        profile,
-        get_catalog(),
-        allow_fallback=allow_fallback,
-        threads=threads,
-    )
+            return resolve(family.opens, f"folder loader of family {family.name!r}")(
+                path, device, allow_fallback, threads
+            )
+    return None

@@ -18,7 +18,8 @@ from edgert.registry import PathRegistry, Registry
 
 @dataclass
 class Catalog:
-    """Registries of decoders, providers, export steps, families and device folders."""
+    """Registries of decoders, providers, export steps, families, built-in models and
+    device folders."""
 
     pm: pluggy.PluginManager
     decoders: Registry = field(
@@ -31,7 +32,12 @@ class Catalog:
     )
     export_steps: Registry = field(default_factory=lambda: Registry("export step", ("name", "run")))
     families: Registry = field(
-        default_factory=lambda: Registry("family", ("name", "runtime", "exporter"))
+        default_factory=lambda: Registry(
+            "family", ("name", "runtime", "exporter", "options", "detect", "commands")
+        )
+    )
+    models: Registry = field(
+        default_factory=lambda: Registry("built-in model", ("name", "family", "source"))
     )
     device_dirs: PathRegistry = field(default_factory=PathRegistry)
 
@@ -50,6 +56,7 @@ def load_catalog(pm: pluggy.PluginManager | None = None) -> Catalog:
     pm.hook.register_decoders(register=catalog.decoders)
     pm.hook.register_export_steps(register=catalog.export_steps)
     pm.hook.register_families(register=catalog.families)
+    pm.hook.register_models(register=catalog.models)
     pm.hook.register_device_dirs(register=catalog.device_dirs)
     return catalog
 

@@ -212,3 +212,136 @@ def run_steps_keeping(
     finally:
         if keep:
             shutil.copytree(ctx.workdir, keep, dirs_exist_ok=True)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """The options every family's export takes (``edgert export``'s own flags).
+
+    A family subclasses it with its own fields; those declared with :func:`flag` metadata
+    (or plain fields, offered as ``--field-name`` strings) become ``edgert export`` flags.
+    """
+
+    source: str
+    out: Path
+    force: bool = False  # replace an existing bundle (only once the new one is complete)
+    allow_fallback: bool | None = None
+    keep_intermediate: Path | None = None  # copy every step's output here
+
+
+def flag(
+    default: Any = None,
+    help: str = "",
+    *,
+    parse: Callable[[str], Any] | None = None,
+    name: str | None = None,
+) -> Any:
+    """A family option offered as ``edgert export --NAME``.
+
+    Args:
+        default: the option's default (``False`` makes an on/off flag).
+        help: the flag's help line.
+        parse: turns the command-line string into the field's value (``Path``, ``int``, a
+            file reader); raise ``ValueError`` or ``ExportError`` for a bad value.
+        name: the flag when it differs from the field name with ``-`` for ``_``.
+    """
+    metadata: dict[str, Any] = {"help": help}
+    if parse is not None:
+        metadata["parse"] = parse
+    if name is not None:
+        metadata["flag"] = name
+    return field(default=default, metadata=metadata)
+
+
+def read_lines(path: Path, what: str) -> tuple[str, ...]:
+    """The non-blank lines of a UTF-8 text file, stripped (texts, or dictionary words)."""
+    if not path.is_file():
+        raise ExportError(f"{what} file not found: {path}", hint="pass the path of a text file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ExportError(f"{what} file {path} is not UTF-8 text: {exc}") from exc
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def lines_of(what: str) -> Callable[[str], tuple[str, ...]]:
+    """A ``parse`` for flags naming a file of one entry per line; an empty file is refused
+    (a file named on the command line is meant to hold something)."""
+
+    def parse(value: str) -> tuple[str, ...]:
+        lines = read_lines(Path(value), what)
+        if not lines:
+            raise ExportError(f"{what} file {value} is empty", hint="write one entry per line")
+        return lines
+
+    return parse
+
+
+GraphsFn = Callable[[Path], dict[str, Path]]
+FilesFn = Callable[[Path, dict[str, Artifact], ExportContext], dict[str, Any]]
+
+
+def export_bundle(
+    options: ExportOptions,
+    profile: DeviceProfile,
+    catalog: Catalog,
+    *,
+    family: str,
+    graphs: GraphsFn,
+    validator: Validator,
+    extra: dict[str, Any] | None = None,
+    prepare: Callable[[dict[str, Path], ExportContext], None] | None = None,
+    files: FilesFn,
+) -> Any:
+    """The one export sequence every family runs, so that each gets the same guarantees:
+    nothing written until the bundle is complete and validated, then one atomic rename.
+
+    1. ``graphs(out_dir)`` writes the first ONNX graphs (role -> path; torch -> ONNX);
+    2. ``prepare(paths, ctx)`` may fill per-graph data (calibration traces);
+    3. the profile's steps run on every graph (validation among them, by ``validator``);
+    4. the final graphs are copied in as ``<role>.onnx`` and ``files(staging, final, ctx)``
+       writes the family's other files and returns its part of the manifest;
+    5. the manifest (with checksums) is written, the staged folder renamed into place and
+       opened (verified) as the returned :class:`edgert.bundle.Bundle`.
+    """
+    import shutil
+    import tempfile
+
+    from edgert.bundle import open_bundle, staged_directory, write_manifest
+
+    check_steps(profile)
+    check_output(options.out, options.force)
+    with (
+        tempfile.TemporaryDirectory(prefix="edgert-export-") as tmp,
+        staged_directory(options.out, overwrite=options.force) as staging,
+    ):
+        workdir = Path(tmp)
+        ctx = ExportContext(
+            profile=profile,
+            catalog=catalog,
+            family=catalog.families.get(family),
+            workdir=workdir,
+            validator=validator,
+            allow_fallback=options.allow_fallback,
+            extra=dict(extra or {}),
+        )
+        paths = first_graphs(workdir, graphs)
+        if prepare is not None:
+            prepare(paths, ctx)
+        first = {role: Artifact(path, "fp32", profile.export.opset) for role, path in paths.items()}
+        final = run_steps_keeping(first, ctx, options.keep_intermediate)
+        for role, artifact in final.items():
+            shutil.copy2(artifact.path, staging / f"{role}.onnx")
+        manifest = {
+            "family": family,
+            "device": {"id": profile.id, "profile": profile.to_dict()},
+            "precision": overall_precision(final),
+            "opset": profile.export.opset,
+            **files(staging, final, ctx),
+            "validation": ctx.report["validation"],
+            "kernels": ctx.report.get("kernels"),
+            "quantization": ctx.report.get("quantization"),
+            "steps": ctx.report["steps"],
+        }
+        write_manifest(staging, manifest)
+    return open_bundle(options.out)

@@ -57,11 +57,18 @@ def register_export_steps(register: Registry) -> None:
 
 @hookspec
 def register_families(register: Registry) -> None:
-    """Register model families (an exporter and a runtime), e.g. "cnn" or "seq2seq".
+    """Register model families: ``register(edgert.families.Family(...))``.
 
-    Call ``register(edgert.families.Family(...))``; exporter and runtime are given as
-    ``"module:attribute"`` strings so torch is imported only when exporting.
+    A family carries its export options class, ``detect(source)``, runtime, exporter and
+    commands (what ``edgert run`` / ``profile`` / ``export`` do with it); exporter, runtime
+    and commands are ``"module:attribute"`` strings so torch is imported only when exporting.
     """
+
+
+@hookspec
+def register_models(register: Registry) -> None:
+    """Register built-in models, ``edgert export zoo:<name>``: call
+    ``register(edgert.families.BuiltinModel(name, family, source))`` once per model."""
 
 
 @hookspec

@@ -6,6 +6,7 @@ backend on x86-64) are labelled ``simulated``: they prove the graph runs, not ho
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import resource
 import sys
@@ -19,15 +20,14 @@ import numpy as np
 
 import edgert
 from edgert.host import this_host
-from edgert.speculation import STAT_KEYS
 
 
 @dataclass(frozen=True)
 class ProfileOptions:
     """Options of one profiling run."""
 
-    runs: int = 100  # timed runs after warm-up (generations for text models)
-    warmup: int = 10
+    runs: int | None = None  # timed runs after warm-up; None: the family's default
+    warmup: int | None = None
     batch: int = 1  # images per run (cnn); ignored by fixed-batch graphs
     device: str | None = None  # profile id to run with instead of the bundle's
     threads: int | None = None
@@ -76,40 +76,37 @@ def profile_bundle(
 ) -> dict[str, Any]:
     """Profile a bundle and return the report (JSON-ready).
 
+    Load times are the core's; the timed workload is the family's (``Family.commands``:
+    batches for a classifier, generations for a text model), so a family plugin is profiled
+    like the built-in ones. ``options.runs`` / ``warmup`` of None take the family's defaults.
+
     Args:
         bundle: bundle directory.
         options: runs, warm-up, batch, device override.
         tick: called after each timed run (progress bars).
     """
+    from edgert.catalog import get_catalog
+
     bundle = Path(bundle)
     model, first_ms = _timed_load(bundle, options)
     del model
     model, warm_ms = _timed_load(bundle, options)
-    if model.bundle.family != "cnn":
-        report = _profile_generation(model, options, tick)
-        report["load_ms"] = {"first": first_ms, "warm": warm_ms}
-        return report
-    x = model.example_input(options.batch)
-    for _ in range(options.warmup):
-        model.logits(x)
-    samples = []
-    for _ in range(options.runs):
-        started = time.perf_counter()
-        model.logits(x)
-        samples.append((time.perf_counter() - started) * 1000)
-        if tick:
-            tick()
-    stats = percentiles(samples)
+    commands = get_catalog().families.get(model.bundle.family).cli()
+    runs, warmup = commands.default_runs
+    options = dataclasses.replace(
+        options,
+        runs=runs if options.runs is None else options.runs,
+        warmup=warmup if options.warmup is None else options.warmup,
+    )
+    workload = commands.profile(model, options, tick)
     report = _common(model)
     report.update(
-        threads=options.threads if options.threads is not None else model.profile.runtime.threads,
-        batch=int(x.shape[0]),
         runs=options.runs,
         warmup=options.warmup,
+        threads=options.threads if options.threads is not None else model.profile.runtime.threads,
         load_ms={"first": first_ms, "warm": warm_ms},
-        latency_ms=stats,
-        throughput_per_s=float(x.shape[0] * 1000 / stats["mean"]),
     )
+    report.update(workload)
     return report
 
 
@@ -142,83 +139,6 @@ def _bundle_bytes(bundle: Any) -> int:
     if "files" in bundle.manifest:
         return bundle.size_bytes()
     return sum(p.stat().st_size for p in Path(bundle.path).iterdir() if p.is_file())
-
-
-def _profile_generation(
-    model: Any, options: ProfileOptions, tick: Callable[[], None] | None
-) -> dict:
-    """Time to first token and per-token latency over ``runs`` generations."""
-    if options.text:
-        kwargs: dict[str, Any] = {"text": options.text}
-    else:
-        rng = np.random.default_rng(0)
-        vocab = model.core.vocab_size
-        ids = [int(t) for t in rng.integers(min(4, vocab - 1), vocab, options.input_tokens - 1)]
-        kwargs = {"input_ids": [*ids, *model.defaults["eos_token_ids"][:1]]}
-    kwargs.update(dict(options.decoder_options), decoder=options.decoder,
-                  max_new_tokens=options.new_tokens, min_new_tokens=options.new_tokens)  # fmt: skip
-    cache = getattr(model, "memory_cache", None)
-    if cache is not None:  # decoder-decoder: a question about a seeded random context
-        kwargs.update(_context_prompt(model, kwargs, options))
-    for _ in range(options.warmup):
-        model.generate(**kwargs)
-    first, steps, rates, decoder_stats, memory = [], [], [], [], []
-    for _ in range(options.runs):
-        if cache is not None:
-            cache.clear()  # time the context encoder on every run, as for a new document
-        result = model.generate(**kwargs)
-        if "memory_ms" in result.stats:
-            memory.append(result.stats["memory_ms"])
-        first.append(result.stats["first_token_ms"] + result.stats.get("memory_ms", 0.0))
-        steps.extend(result.stats["per_token_ms"])
-        rates.append(result.stats["tokens_per_s"])
-        decoder_stats.append({k: v for k, v in result.stats.items() if k in STAT_KEYS})
-        if tick:
-            tick()
-    report = _common(model)
-    report.update(
-        runs=options.runs, warmup=options.warmup, decoder=options.decoder,
-        decoder_options=dict(options.decoder_options),
-        threads=options.threads if options.threads is not None else model.profile.runtime.threads,
-        new_tokens=options.new_tokens,
-        encoder_placement=model.encoder_info.placement,
-        first_token_ms=percentiles(first),
-        per_token_ms=percentiles(steps) if steps else None,
-        tokens_per_s=float(np.median(rates)),
-        decoder_stats=_mean(decoder_stats),
-    )  # fmt: skip
-    if memory:
-        report.update(context_tokens=min(options.context_tokens, model.context_window),
-                      memory_ms=percentiles(memory))  # fmt: skip
-    return report
-
-
-def _context_prompt(model: Any, kwargs: dict[str, Any], options: ProfileOptions) -> dict[str, Any]:
-    """A seeded context of ``context_tokens`` tokens (at most the encoder's window) and the
-    question as a prompt with the memory marker; first-token times include encoding it."""
-    from edgert.plugins.families.dolphin.core import MEMORY
-
-    rng = np.random.default_rng(1)
-    tokenizer = model.context_tokenizer
-    memory_ids = set(model.settings["memory_ids"])
-    target = min(options.context_tokens, model.context_window)
-    ids = [int(t) for t in rng.integers(0, tokenizer.get_vocab_size(), 2 * target)]
-    ids = [t for t in ids if t not in memory_ids][:target]
-    for _ in range(4):  # decoding and re-encoding may merge or split tokens: trim to fit
-        context = tokenizer.decode(ids, skip_special_tokens=True)
-        ids = tokenizer.encode(context).ids
-        if len(ids) <= target:
-            break
-        ids = ids[:target]
-    question = kwargs.pop("input_ids", None) or model.encode_text(kwargs.pop("text"))
-    if MEMORY not in question:
-        question = [MEMORY, *question[: model.defaults["max_input_length"] - 1]]
-    return {"input_ids": question, "context": context}
-
-
-def _mean(rows: list[dict[str, Any]]) -> dict[str, float]:
-    keys = {k for row in rows for k in row}
-    return {k: float(np.mean([row[k] for row in rows if k in row])) for k in sorted(keys)}
 
 
 def _ort_version() -> str:

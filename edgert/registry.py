@@ -8,6 +8,7 @@ to reason about that order. To replace a built-in, block it with ``EDGERT_DISABL
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
@@ -34,7 +35,10 @@ class Registry(Generic[T]):
 
     def __call__(self, item: T, *, source: str | None = None) -> T:
         """Register ``item`` under ``item.name``; returns it so it works as a decorator."""
-        source = source or getattr(item, "__module__", None) or repr(item)
+        if source is None:  # a class names its module; an instance (a Family) its caller's
+            defined = isinstance(item, type) or callable(item)
+            caller = sys._getframe(1).f_globals.get("__name__")
+            source = (getattr(item, "__module__", None) if defined else caller) or repr(item)
         missing = [attr for attr in self.required if not hasattr(item, attr)]
         if missing:
             raise PluginError(

@@ -25,7 +25,7 @@ RESERVED = {"decoder": "--decoder", "max_new_tokens": "--new-tokens",
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--runs", default=None, type=click.IntRange(1),
-              help="Timed runs [default: 100 inferences, 10 generations].")  # fmt: skip
+              help="Timed runs [default: the family's: 100 inferences, 10 generations].")  # fmt: skip
 @click.option("--warmup", default=None, type=click.IntRange(0), help="Untimed runs first [10 / 2].")
 @click.option(
     "--batch",
@@ -81,22 +81,16 @@ def profile(bundle: Path, runs, warmup, batch, text, input_tokens, new_tokens, d
     from rich.console import Console
     from rich.progress import Progress
 
-    from edgert.bundle import open_bundle
-    from edgert.plugins.families.seq2seq.optimum import is_optimum_folder
     from edgert.profiler import ProfileOptions, profile_bundle
 
     chosen = ({"draft": str(draft)} if draft else {}) | decoder_options(extra, RESERVED)
-    text_model = is_optimum_folder(bundle) or open_bundle(bundle, verify=False).family != "cnn"
-    runs = runs or (10 if text_model else 100)
-    warmup = warmup if warmup is not None else (2 if text_model else 10)
     options = ProfileOptions(runs=runs, warmup=warmup, batch=batch, device=device, threads=threads,
                              allow_fallback=allow_fallback, text=text, input_tokens=input_tokens,
                              new_tokens=new_tokens, decoder=decoder,
                              decoder_options=tuple(chosen.items()),
                              context_tokens=context_tokens)  # fmt: skip
     console = Console(stderr=True)
-    long_run = runs >= (20 if text_model else 200)
-    with Progress(console=console, transient=True, disable=as_json or not long_run) as progress:
+    with Progress(console=console, transient=True, disable=as_json or not runs) as progress:
         task = progress.add_task("profiling", total=runs)
         report = profile_bundle(bundle, options, tick=lambda: progress.advance(task))
     if output:
@@ -107,15 +101,11 @@ def profile(bundle: Path, runs, warmup, batch, text, input_tokens, new_tokens, d
     _print(report)
 
 
-def _ms(stats: dict | None) -> str:
-    if not stats:
-        return "n/a"
-    return f"{stats['p50']:.3f} / {stats['p90']:.3f} / {stats['p99']:.3f} ms"
-
-
 def _print(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from edgert.catalog import get_catalog
 
     sim = " [yellow](simulated: not device timings)[/]" if report["simulated"] else ""
     table = Table(title=f"{report['bundle']} on {report['device']}{sim}", show_header=False)
@@ -132,19 +122,7 @@ def _print(report: dict) -> None:
             f"{report['load_ms']['first']:.1f} / {report['load_ms']['warm']:.1f} ms",
         ),
     ]
-    if report["family"] == "cnn":
-        rows += [
-            ("latency p50 / p90 / p99", _ms(report["latency_ms"])),
-            ("throughput", f"{report['throughput_per_s']:.1f} inputs/s (batch {report['batch']})"),
-        ]
-    else:
-        rows += [
-            ("decoder", _decoder(report)),
-            ("first token p50 / p90 / p99", _ms(report["first_token_ms"])),
-            ("per token p50 / p90 / p99", _ms(report["per_token_ms"])),
-            ("tokens/s", f"{report['tokens_per_s']:.1f} ({report['new_tokens']} tokens per run)"),
-        ]
-        rows += [(key, f"{value:.3f}") for key, value in report["decoder_stats"].items()]
+    rows += get_catalog().families.get(report["family"]).cli().profile_rows(report)
     rows += [
         ("peak RSS", f"{report['peak_rss_mb']:.1f} MB"),
         ("bundle size", f"{report['bundle_bytes'] / 1024:.1f} KiB"),
@@ -153,10 +131,3 @@ def _print(report: dict) -> None:
     for key, value in rows:
         table.add_row(key, value)
     Console().print(table)
-
-
-def _decoder(report: dict) -> str:
-    """The decoder and the options it was given, e.g. ``speculative (draft=d, sample=True)``."""
-    chosen = report.get("decoder_options") or {}
-    details = ", ".join(f"{key}={value}" for key, value in chosen.items())
-    return f"{report['decoder']} ({details})" if details else report["decoder"]

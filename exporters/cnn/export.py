@@ -10,7 +10,6 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -30,20 +29,7 @@ if TYPE_CHECKING:
     from edgert.profiles import DeviceProfile
 
 
-@dataclass(frozen=True)
-class CnnExport:
-    """Options of one CNN export (``edgert export`` flags)."""
-
-    source: str  # package.module:factory | file.pt2 | file.pt | zoo:NAME
-    out: Path
-    input_shape: tuple[int, ...] | None = None  # (1, C, H, W); default: the source's INPUT_SHAPE
-    calibration: Path | None = None  # image folder | .npy | .npz; default: the source's data
-    eval_data: Path | None = None  # .npz with x, y: accuracy before/after in the manifest
-    labels: Path | None = None  # text file, one label per line
-    force: bool = False  # replace an existing bundle (only once the new one is complete)
-    allow_fallback: bool | None = None
-    keep_intermediate: Path | None = None  # copy every step's output here
-
+from edgert.plugins.families.cnn.options import CnnExport
 
 Annotate = Callable[[Artifact, ExportContext], dict[str, Any]]
 

@@ -15,11 +15,6 @@ from typing import Any
 
 from edgert.errors import ExportError
 
-ZOO = {
-    "digits": "edgert.exporters.zoo.digits:digits_cnn",
-    "mobilenet-v3-small": "edgert.exporters.zoo.mobilenet_v3:mobilenet_v3_small",
-}
-
 
 @dataclass
 class TorchSource:
@@ -36,12 +31,10 @@ class TorchSource:
 def load_source(spec: str) -> TorchSource:
     """Load a torch classifier from ``spec`` (see module docstring)."""
     if spec.startswith("zoo:"):
-        name = spec.removeprefix("zoo:")
-        if name not in ZOO:
-            from edgert.errors import UnknownNameError
+        from edgert.catalog import get_catalog
 
-            raise UnknownNameError("zoo model", name, ZOO, hint="e.g. edgert export zoo:digits")
-        return _from_factory(ZOO[name], spec)
+        model = get_catalog().models.get(spec.removeprefix("zoo:"))  # the one catalog
+        return _from_factory(model.locate(), spec)
     path = Path(spec)
     if path.suffix in (".pt2", ".pt", ".ts", ".torchscript", ".pth", ".pkl"):
         return _from_file(path)

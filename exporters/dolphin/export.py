@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,17 +38,7 @@ if TYPE_CHECKING:
     from edgert.profiles import DeviceProfile
 
 
-@dataclass(frozen=True)
-class DolphinExport:
-    """Options of one decoder-decoder export."""
-
-    source: str  # Dolphin folder or hub id, or a composition .toml
-    out: Path
-    revision: str | None = None
-    force: bool = False
-    allow_fallback: bool | None = None
-    keep_intermediate: Path | None = None
-    max_chunks: int = 4  # context windows a prompt may hold with context_policy="chunk"
+from edgert.plugins.families.dolphin.options import DolphinExport
 
 
 def static_settings(source: DolphinSource, profile: DeviceProfile) -> dict[str, int] | None:

@@ -11,7 +11,7 @@ measurement.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,30 +28,7 @@ if TYPE_CHECKING:
     from edgert.profiles import DeviceProfile
 
 
-@dataclass(frozen=True)
-class OfaExport:
-    """Options of one OFA subnet export (``edgert export ofa:...`` flags).
-
-    Exactly one of ``subnet`` and ``latency_budget_ms`` is given.
-    """
-
-    source: str  # ofa:<net id> | ofa:<spec.json>
-    out: Path
-    resolution: int = 224
-    subnet: str | None = None  # JSON config, e.g. {"ks": 3, "e": 4, "d": 2}
-    latency_budget_ms: float | None = None
-    latency_table: Path | None = None  # default with a budget: measure one now
-    force_table: bool = False  # use a table measured for another target
-    accuracy_predictor: str | None = None  # module:function; default: the MACs proxy
-    checkpoint: Path | None = None  # default: the published weights (pinned download)
-    sha256: str | None = None  # trusted hash of the published weights
-    calibration: Path | None = None  # images for BN recalibration (and int8 calibration)
-    eval_data: Path | None = None
-    labels: Path | None = None
-    force: bool = False
-    allow_fallback: bool | None = None
-    keep_intermediate: Path | None = None
-    evolution: search.SearchOptions | None = None  # search settings (budget filled in)
+from edgert.plugins.families.ofa.options import OfaExport
 
 
 def export_ofa(options: OfaExport, profile: DeviceProfile, catalog: Catalog) -> Bundle:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ from edgert.export import (
     graph_entries,
     overall_precision,
     provenance,
+    read_lines,
     run_steps_keeping,
 )
 from edgert.exporters.seq2seq import t5 as seq2seq_t5
@@ -41,6 +41,7 @@ from edgert.exporters.seq2seq.static import (
 from edgert.exporters.seq2seq.validate import validate_seq2seq
 from edgert.plugins.decoding.lexicon import DICTIONARY, Lexicon
 from edgert.plugins.families.seq2seq.embeddings import save_table
+from edgert.plugins.families.seq2seq.options import Seq2SeqExport
 from edgert.profiles import check_steps
 
 if TYPE_CHECKING:
@@ -48,21 +49,6 @@ if TYPE_CHECKING:
     from edgert.profiles import DeviceProfile
 
 SUPPORTED = ("t5", "mt5", "bart", "mbart", "marian")
-
-
-@dataclass(frozen=True)
-class Seq2SeqExport:
-    """Options of one seq2seq export (``edgert export --family seq2seq`` flags)."""
-
-    source: str  # local Hugging Face directory or hub id
-    out: Path
-    revision: str | None = None  # hub revision (branch, tag or commit)
-    force: bool = False
-    allow_fallback: bool | None = None
-    keep_intermediate: Path | None = None
-    validation_texts: tuple[str, ...] = ()  # inputs for validation; default: token samples
-    calibration_texts: tuple[str, ...] = ()  # static (NPU) QDQ: decode these to calibrate
-    dictionary: tuple[str, ...] = ()  # words, most frequent first: input-guided drafts' lexicon
 
 
 def load_model(source: str, revision: str | None = None) -> Any:
@@ -297,17 +283,6 @@ def _texts_from_folder(options: Seq2SeqExport) -> Seq2SeqExport:
         if not getattr(options, attribute) and path.is_file():
             found[attribute] = read_lines(path, name)
     return dataclasses.replace(options, **found) if found else options
-
-
-def read_lines(path: Path, what: str) -> tuple[str, ...]:
-    """The non-blank lines of a UTF-8 text file, stripped (texts, or dictionary words)."""
-    if not path.is_file():
-        raise ExportError(f"{what} file not found: {path}", hint="pass the path of a text file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ExportError(f"{what} file {path} is not UTF-8 text: {exc}") from exc
-    return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
 def check_dictionary(words: tuple[str, ...], tokenizer_json: str) -> int:

@@ -27,6 +27,7 @@ def test_every_hook_is_documented():
         "register_providers",
         "register_export_steps",
         "register_families",
+        "register_models",
         "register_device_dirs",
         "register_commands",
     }
@@ -101,9 +102,11 @@ def test_hook_register_export_steps():
 
 
 def test_hook_register_families():
+    from edgert.export import ExportOptions
     from edgert.families import Family
 
-    family = Family("toy", runtime="json:dumps", exporter="json:loads")
+    family = Family("toy", runtime="json:dumps", exporter="json:loads", options=ExportOptions,
+                    detect=lambda source: source.endswith(".toy"), commands="json:JSONDecoder")  # fmt: skip
 
     class Plugin:
         @hookimpl
@@ -114,6 +117,19 @@ def test_hook_register_families():
     import json
 
     assert catalog.families.get("toy").runtime_class() is json.dumps
+
+
+def test_hook_register_models():
+    from edgert.families import BuiltinModel
+
+    class Plugin:
+        @hookimpl
+        def register_models(self, register):
+            register(BuiltinModel("toy-model", "cnn", "json:dumps"))
+
+    catalog = load_catalog(get_plugin_manager(entry_points=False, extra=[Plugin()]))
+    assert catalog.models.get("toy-model").locate() == "json:dumps"
+    assert {"digits", "speller", "speller-draft"} <= set(catalog.models.names())
 
 
 def test_hook_register_device_dirs(tmp_path):

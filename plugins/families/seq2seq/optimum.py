@@ -171,3 +171,34 @@ def check_folder(path: Path) -> None:
         raise BundleError(
             f"{path} has no tokenizer.json", hint="save the fast tokenizer into the folder"
         )
+
+
+def load_folder(path: Path, device: Any, allow_fallback: Any, threads: Any) -> Any:
+    """An optimum-cli seq2seq folder, run like a bundle (its files carry no checksums)."""
+    import dataclasses
+
+    from edgert import resolve_device
+    from edgert.bundle import Bundle
+    from edgert.catalog import get_catalog
+    from edgert.plugins.decoding.lexicon import DICTIONARY
+    from edgert.plugins.families.seq2seq.runtime import Seq2SeqModel
+
+    check_folder(path)
+    profile, _ = resolve_device(device or "cpu-generic")
+    if device is None:  # a default, not the caller's choice: no source (see _run_device)
+        profile = dataclasses.replace(profile)
+    manifest = {
+        "format": "optimum",
+        "family": "seq2seq",
+        "verified": False,
+        "precision": "fp32",
+        "generation": generation_defaults(path, profile.export.max_total_length),
+        "dictionary": DICTIONARY if (path / DICTIONARY).is_file() else None,
+    }
+    return Seq2SeqModel(
+        Bundle(path, manifest),
+        profile,
+        get_catalog(),
+        allow_fallback=allow_fallback,
+        threads=threads,
+    )
