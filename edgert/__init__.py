@@ -80,7 +80,7 @@ def load(
         threads: intra-op threads, overriding the profile.
 
     Returns:
-        The family's runtime object, e.g. :class:`edgert.plugins.families.cnn.runtime.Classifier`.
+        The runtime object of the bundle's family (its ``Family.runtime`` class).
 
     Raises:
         BundleError: among other things, when this CPU would compute the bundle's int8
