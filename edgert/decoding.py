@@ -1,7 +1,7 @@
 """The step interface between family runtimes and decoding plugins, and the constraints
 every decoder honours.
 
-Family runtimes (seq2seq, decoder-decoder) implement ``StepModel``; decoders implement
+Text family runtimes implement ``StepModel``; decoders implement
 ``Decoder`` and see nothing else, so a decoder works on every family. ``step`` takes
 several new tokens at once and ``rollback`` forgets cached positions: that pair is what
 lets lossless decoders verify K drafted tokens in one call and drop the rejected ones.

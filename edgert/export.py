@@ -2,7 +2,7 @@
 device profile lists turn them into the final ones, each in its own sub-directory.
 
 Most steps work on one graph at a time (``scope = "graph"``) and run for every graph of
-the bundle (a CNN has one, a seq2seq model an encoder and a decoder). ``validate`` works on
+the bundle (a classifier has one, an encoder-decoder model two). ``validate`` works on
 the whole bundle (``scope = "bundle"``) and calls the family's validator, because only the
 family knows what "the same output as the source model" means for it.
 

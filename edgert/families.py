@@ -82,7 +82,7 @@ class Family:
         detect: ``function(source) -> bool``: whether this family claims a source given
             without ``--family``. Two claimants are an error naming both.
         commands: ``"module:object"`` implementing :class:`FamilyCommands`.
-        prefixes: source prefixes that belong to this family alone (``"ofa:"``).
+        prefixes: source prefixes that belong to this family alone (``"name:"``).
         opens: ``"module:function(path, device, allow_fallback, threads)"`` loading a
             folder that is not an edgert bundle (e.g. another tool's export), or None.
         claims_folder: ``function(path) -> bool`` telling which folders ``opens`` takes.

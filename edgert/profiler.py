@@ -28,7 +28,7 @@ class ProfileOptions:
 
     runs: int | None = None  # timed runs after warm-up; None: the family's default
     warmup: int | None = None
-    batch: int = 1  # images per run (cnn); ignored by fixed-batch graphs
+    batch: int = 1  # images per run (classifiers); ignored by fixed-batch graphs
     device: str | None = None  # profile id to run with instead of the bundle's
     threads: int | None = None
     allow_fallback: bool | None = None
