@@ -45,7 +45,7 @@ def build_source(folder: Path, max_context: int) -> Path:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     import torch
-    from dolphin_models import qwen2_config
+    from helpers.dolphin_models import qwen2_config
     from safetensors.torch import save_file
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Qwen2ForCausalLM, Qwen2Model

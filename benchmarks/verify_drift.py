@@ -71,7 +71,7 @@ def drift(
             absolute.extend(rows)
             relative.extend(rows / np.abs(single[: cut + 1]).max(axis=1))
     precision = model.bundle.manifest["precision"]
-    bound = core.verify_tolerance  # the providers' for this precision (see verify_bound)
+    bound = core.info.verify_tolerance  # the providers' for this precision (see verify_bound)
     return {
         "precision": precision,
         "provider": model.provider,

@@ -12,7 +12,7 @@ Plugins implement the hooks in :mod:`edgert.hookspecs` with ``@edgert.hookimpl``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgert.errors import (
     BundleError,
@@ -26,6 +26,9 @@ from edgert.errors import (
     UnknownNameError,
 )
 from edgert.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from edgert.families import LoadedModel
 
 __version__ = "0.1.0"
 
@@ -68,7 +71,7 @@ def load(
     device: str | Path | None = None,
     allow_fallback: bool | None = None,
     threads: int | None = None,
-) -> Any:
+) -> LoadedModel:
     """Load a bundle (checksums verified) and create its sessions once.
 
     Args:
@@ -80,7 +83,8 @@ def load(
         threads: intra-op threads, overriding the profile.
 
     Returns:
-        The runtime object of the bundle's family (its ``Family.runtime`` class).
+        The runtime object of the bundle's family (its ``Family.runtime`` class): a
+        :class:`edgert.families.LoadedModel` with the family's own calls added.
 
     Raises:
         BundleError: among other things, when this CPU would compute the bundle's int8

@@ -148,6 +148,15 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
+def refuse_existing(target: Path, overwrite: bool) -> None:
+    """A ``BundleError`` when ``target`` exists and may not be replaced."""
+    if Path(target).exists() and not overwrite:
+        raise BundleError(
+            f"output {target} already exists",
+            hint="choose another --out, or pass --force to replace it once the new one is done",
+        )
+
+
 @contextlib.contextmanager
 def staged_directory(target: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory next to ``target``; rename it to ``target`` on success.
@@ -156,11 +165,7 @@ def staged_directory(target: Path, *, overwrite: bool = False) -> Iterator[Path]
     ``overwrite`` an existing bundle is replaced only after the new one is complete.
     """
     target = Path(target)
-    if target.exists() and not overwrite:
-        raise BundleError(
-            f"output {target} already exists",
-            hint="choose another --out, or pass --force to replace it once the new one is done",
-        )
+    refuse_existing(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:

@@ -9,29 +9,95 @@ lets lossless decoders verify K drafted tokens in one call and drop the rejected
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from edgert.errors import InputError
 
 
+@dataclass(frozen=True)
+class VerifyTolerance:
+    """How far a model's logits may move when positions are computed in multi-token calls.
+
+    The drift is rounding, so it grows with the logits themselves: measured
+    (``benchmarks/verify_drift.py``) on int8 weight-only decoders it stays within 2.5% of a
+    row's largest ``|logit|``, which is 0.19 on the speller but 0.93 on a random T5 v1.1
+    whose logits reach 54. An absolute bound alone would be too loose for one model and
+    too tight for the other, so the bound is the larger of an absolute and a relative one.
+    """
+
+    absolute: float = 0.0
+    relative: float = 0.0  # of the row's largest |logit|
+
+    def of(self, rows: np.ndarray, penalty: float = 1.0, top: Any = None) -> Any:
+        """The bound for a row of raw logits, or one per row of ``(n, vocab)`` logits.
+
+        ``top``: the rows' maxima where the caller has them (one pass less). A repetition
+        penalty multiplies or divides scores by ``penalty``, and their drift with them.
+        """
+        if rows.ndim == 1 and self.relative:  # one row: scalars (it runs once per token)
+            high = float(rows.max() if top is None else top)
+            low = float(rows.min())
+            if math.isfinite(low) and math.isfinite(high):
+                scale = max(self.absolute, self.relative * max(high, -low))
+                return scale * max(penalty, 1.0 / penalty)
+        bound: Any = self.absolute
+        if self.relative:
+            top = rows.max(axis=-1) if top is None else top
+            low = rows.min(axis=-1)
+            if not np.isfinite(low).all():  # masked (-inf) entries say nothing of the scale
+                low = np.where(np.isfinite(rows), rows, np.inf).min(axis=-1)
+                low = np.where(np.isfinite(low), low, 0.0)
+            bound = np.maximum(top, -low)
+            bound *= self.relative
+            np.maximum(bound, self.absolute, out=bound)
+        return bound * max(penalty, 1.0 / penalty) if penalty != 1.0 else bound
+
+    def at_least(self, absolute: float, relative: float) -> VerifyTolerance:
+        """This bound, raised to ``absolute`` and ``relative`` where they are larger."""
+        return VerifyTolerance(max(self.absolute, absolute), max(self.relative, relative))
+
+    def __bool__(self) -> bool:
+        return bool(self.absolute or self.relative)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What decoders may know of a step model besides its calls: the one declared place.
+
+    The family runtime fills it once, at load; a decoder reads ``model.info.<field>`` and a
+    field it misspells is an ``AttributeError``, not a feature silently turned off. Fields
+    a family leaves at their defaults mean "nothing known": no word boundaries, no lexicon,
+    exact multi-token logits, no position limit.
+    """
+
+    decoder_start: int | None = None  # the decoder's first input id; None: the prompt starts it
+    vocab_signature: str = ""  # hash of token -> id: a draft and its target must agree on it
+    word_boundaries: frozenset[int] = frozenset()  # ids that do not continue a word
+    lexicon: Any = None  # whole-word corrections for input-guided drafts (a ``Lexicon``)
+    verify_tolerance: VerifyTolerance = VerifyTolerance()  # multi-token logit drift
+    multi_token_step: bool = True  # False: ``step`` costs one decoder call per token (static)
+    max_length: int | None = None  # decoder positions the model holds; a draft stops there too
+    profile_id: str = ""  # the device profile, for messages
+    run_device: str | None = None  # the ``--device`` it was loaded with; a draft follows it
+    run_allow_fallback: bool | None = None  # the ``allow_fallback`` it was loaded with
+
+
 @runtime_checkable
 class StepModel(Protocol):
     """What a decoder may call. Logits are float32 ``(n_new, vocab)``.
 
-    Optional, looked up with ``getattr`` by the decoders that can use it:
-    ``start_with(input_ids, new_ids)`` is ``start`` followed by ``step(new_ids)`` in one
-    decoder call, returning the logits after the start token and after each new id (lossless
-    decoders verify a first draft in the call that starts decoding); ``prepare(input_ids)``
-    does the part of ``start_with`` that needs no new ids (encoding the input), so that it
-    can run while a draft model drafts them; ``multi_token_step = False`` marks a model
-    whose ``step`` runs one decoder call per token.
+    Optional calls are the capability protocols below (``StartsWithDrafts``,
+    ``PreparesInput``): a decoder checks ``isinstance(model, StartsWithDrafts)`` and falls
+    back to ``start`` then ``step`` without it.
     """
 
     vocab_size: int
+    info: ModelInfo
 
     def start(self, input_ids: Sequence[int]) -> np.ndarray:
         """Encode the input, reset caches; return logits of the first decoder position."""
@@ -48,6 +114,26 @@ class StepModel(Protocol):
     @property
     def length(self) -> int:
         """Decoder positions cached so far."""
+        ...
+
+
+@runtime_checkable
+class StartsWithDrafts(Protocol):
+    """A model that verifies a first draft in the call that starts decoding (on short
+    outputs that first call is a large share of all calls)."""
+
+    def start_with(self, input_ids: Sequence[int], new_ids: Sequence[int]) -> np.ndarray:
+        """``start`` followed by ``step(new_ids)`` in one decoder call: the logits after
+        the start token and after each new id."""
+        ...
+
+
+@runtime_checkable
+class PreparesInput(Protocol):
+    """A model whose input encoding can run on another thread while a draft model drafts."""
+
+    def prepare(self, input_ids: Sequence[int]) -> None:
+        """The part of ``start_with`` that needs no new ids (encoding the input)."""
         ...
 
 

@@ -146,10 +146,9 @@ def run_steps(first: dict[str, Artifact], ctx: ExportContext) -> dict[str, Artif
 
 def check_output(out: Path, force: bool) -> None:
     """Refuse an existing output before any work is done (the staged rename checks again)."""
-    if Path(out).exists() and not force:
-        raise ExportError(
-            f"output {out} already exists", hint="choose another --out, or pass --force"
-        )
+    from edgert.bundle import refuse_existing
+
+    refuse_existing(out, force)
 
 
 def first_graphs(workdir: Path, export: Callable[[Path], dict[str, Path]]) -> dict[str, Path]:
@@ -290,6 +289,7 @@ def export_bundle(
     graphs: GraphsFn,
     validator: Validator,
     extra: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
     prepare: Callable[[dict[str, Path], ExportContext], None] | None = None,
     files: FilesFn,
 ) -> Any:
@@ -303,6 +303,12 @@ def export_bundle(
        writes the family's other files and returns its part of the manifest;
     5. the manifest (with checksums) is written, the staged folder renamed into place and
        opened (verified) as the returned :class:`edgert.bundle.Bundle`.
+
+    ``extra`` is what the family's validator reads (``ctx.extra``); ``context`` sets other
+    :class:`ExportContext` fields for the steps (``calibration``, ``static_dims``).
+    ``files`` returns the family's own manifest keys (``graphs``, tokenizer files, ...);
+    the keys every bundle has (family, device, precision, opset, validation, kernels,
+    quantization, steps) come from here.
     """
     import shutil
     import tempfile
@@ -324,6 +330,7 @@ def export_bundle(
             validator=validator,
             allow_fallback=options.allow_fallback,
             extra=dict(extra or {}),
+            **(context or {}),
         )
         paths = first_graphs(workdir, graphs)
         if prepare is not None:
@@ -336,7 +343,7 @@ def export_bundle(
             "family": family,
             "device": {"id": profile.id, "profile": profile.to_dict()},
             "precision": overall_precision(final),
-            "opset": profile.export.opset,
+            "opset": max(artifact.opset for artifact in final.values()),  # steps may raise it
             **files(staging, final, ctx),
             "validation": ctx.report["validation"],
             "kernels": ctx.report.get("kernels"),

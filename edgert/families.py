@@ -16,12 +16,27 @@ import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from edgert.errors import ExportError, PluginError
 
 if TYPE_CHECKING:
     from edgert.export import ExportOptions
+    from edgert.profiles import DeviceProfile
+    from edgert.providers import SessionInfo
+
+
+@runtime_checkable
+class LoadedModel(Protocol):
+    """What :func:`edgert.load` returns, whatever the family, and all that ``edgert run``
+    and ``edgert profile`` read of it: the opened bundle, the profile it runs with, and the
+    session of its decoder (or only graph), whose ``placement`` the profile reports. Each
+    family's runtime adds its own calls (``generate``/``stream`` for text families,
+    ``classify``/``logits`` for classifiers) and, by convention, a ``provider`` property."""
+
+    bundle: Any
+    profile: DeviceProfile
+    session_info: SessionInfo
 
 
 class FamilyCommands(Protocol):

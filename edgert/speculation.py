@@ -14,9 +14,10 @@ import abc
 import contextlib
 import functools
 import itertools
-import math
 import os
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ import numpy as np
 
 from edgert.decoding import (
     DecodingOptions,
+    PreparesInput,
+    StartsWithDrafts,
     StepModel,
+    VerifyTolerance,
     constrain_rows,
     constrained_view,
     finished,
@@ -38,9 +42,11 @@ from edgert.errors import InputError
 class Proposer(Protocol):
     """Drafts tokens to verify; told how many were accepted.
 
-    A proposer may set ``costly = True`` (a draft model): its first draft then runs while
-    the target encodes the input on another thread, where the model offers ``prepare``.
+    ``costly`` (a draft model): its first draft runs while the target encodes the input
+    on another thread, where the model offers ``prepare`` (``PreparesInput``).
     """
+
+    costly: ClassVar[bool]
 
     def reset(self, input_ids: Sequence[int]) -> None:
         """A new input: forget everything."""
@@ -171,67 +177,15 @@ class DraftHistory:
         self.generations += 1
 
 
+_HISTORIES: weakref.WeakKeyDictionary[Any, dict[str, DraftHistory]] = weakref.WeakKeyDictionary()
+_HISTORIES_LOCK = threading.Lock()
+
+
 def draft_history(model: Any, decoder: str) -> DraftHistory:
-    """The history of ``decoder`` on ``model`` (kept on the model, created on first use)."""
-    histories = getattr(model, "draft_histories", None)
-    if histories is None:
-        histories = {}
-        model.draft_histories = histories
-    return histories.setdefault(decoder, DraftHistory())
-
-
-@dataclass(frozen=True)
-class VerifyTolerance:
-    """How far a model's logits may move when positions are computed in multi-token calls.
-
-    The drift is rounding, so it grows with the logits themselves: measured
-    (``benchmarks/verify_drift.py``) on int8 weight-only decoders it stays within 2.5% of a
-    row's largest ``|logit|``, which is 0.19 on the speller but 0.93 on a random T5 v1.1
-    whose logits reach 54. An absolute bound alone would be too loose for one model and
-    too tight for the other, so the bound is the larger of an absolute and a relative one.
-    """
-
-    absolute: float = 0.0
-    relative: float = 0.0  # of the row's largest |logit|
-
-    def of(self, rows: np.ndarray, penalty: float = 1.0, top: Any = None) -> Any:
-        """The bound for a row of raw logits, or one per row of ``(n, vocab)`` logits.
-
-        ``top``: the rows' maxima where the caller has them (one pass less). A repetition
-        penalty multiplies or divides scores by ``penalty``, and their drift with them.
-        """
-        if rows.ndim == 1 and self.relative:  # one row: scalars (it runs once per token)
-            high = float(rows.max() if top is None else top)
-            low = float(rows.min())
-            if math.isfinite(low) and math.isfinite(high):
-                scale = max(self.absolute, self.relative * max(high, -low))
-                return scale * max(penalty, 1.0 / penalty)
-        bound: Any = self.absolute
-        if self.relative:
-            top = rows.max(axis=-1) if top is None else top
-            low = rows.min(axis=-1)
-            if not np.isfinite(low).all():  # masked (-inf) entries say nothing of the scale
-                low = np.where(np.isfinite(rows), rows, np.inf).min(axis=-1)
-                low = np.where(np.isfinite(low), low, 0.0)
-            bound = np.maximum(top, -low)
-            bound *= self.relative
-            np.maximum(bound, self.absolute, out=bound)
-        return bound * max(penalty, 1.0 / penalty) if penalty != 1.0 else bound
-
-    def at_least(self, absolute: float, relative: float) -> VerifyTolerance:
-        """This bound, raised to ``absolute`` and ``relative`` where they are larger."""
-        return VerifyTolerance(max(self.absolute, absolute), max(self.relative, relative))
-
-    def __bool__(self) -> bool:
-        return bool(self.absolute or self.relative)
-
-
-def verify_tolerance(model: Any) -> VerifyTolerance:
-    """The model's ``verify_tolerance`` (a ``VerifyTolerance``, or a float: absolute)."""
-    found = getattr(model, "verify_tolerance", None)
-    if isinstance(found, VerifyTolerance):
-        return found
-    return VerifyTolerance(absolute=float(found or 0.0))
+    """The history of ``decoder`` on ``model`` (kept while the model lives, created on
+    first use; threads sharing the model share it)."""
+    with _HISTORIES_LOCK:
+        return _HISTORIES.setdefault(model, {}).setdefault(decoder, DraftHistory())
 
 
 STAT_KEYS = ("target_calls", "drafted", "accepted", "acceptance_rate", "mean_accepted", "replayed")
@@ -268,8 +222,8 @@ def check_model(model: Any, decoder: str) -> None:
     Such a ``step`` runs one decoder call per token, so drafting cannot save a call; the
     error names the bundle's profile and the decoders and profiles to use instead.
     """
-    if getattr(model, "multi_token_step", True) is False:
-        profile = getattr(model, "profile_id", None)
+    if not model.info.multi_token_step:
+        profile = model.info.profile_id
         where = f" (profile {profile!r})" if profile else ""
         raise InputError(
             f"decoder {decoder!r} is unsupported on this bundle's static (NPU) graph{where}: "
@@ -291,7 +245,7 @@ def speculate(
     call (the one that also runs the encoder) verifies a draft too: on short outputs that
     first call is a large share of all calls.
 
-    A model may set ``verify_tolerance`` (see ``VerifyTolerance``): how far its logits can
+    A model's ``info.verify_tolerance`` (see ``VerifyTolerance``) says how far its logits can
     move when positions are computed in multi-token calls instead of one at a time (kernels
     pick other code paths for other shapes: weight-only int8 with int8 compute rounds some
     activations differently, which moves the logits by up to ~2.5% of their largest
@@ -305,8 +259,8 @@ def speculate(
     generated: list[int] = []
     started = time.perf_counter()
     proposer.reset(input_ids)
-    start_with = getattr(model, "start_with", None)
-    tolerance = verify_tolerance(model)
+    start_with = model.start_with if isinstance(model, StartsWithDrafts) else None
+    tolerance = model.info.verify_tolerance
     if start_with:
         ahead = encoding_ahead(model, proposer, input_ids)
         drafts = _propose(proposer, generated, k, options, ahead)
@@ -376,10 +330,9 @@ def encoding_ahead(model: Any, proposer: Proposer, input_ids: Sequence[int]) -> 
     first draft (``meanwhile``); None for other proposers and models, and on a single
     core, where the two would only take turns. Only around a draft being made: a paused
     draft leaves the encoding to ``start`` on this thread."""
-    prepare = getattr(model, "prepare", None)
-    if prepare is None or not getattr(proposer, "costly", False) or _cores() < 2:
+    if not isinstance(model, PreparesInput) or not proposer.costly or _cores() < 2:
         return None
-    return functools.partial(prepare, input_ids)
+    return functools.partial(model.prepare, input_ids)
 
 
 @functools.cache
@@ -462,7 +415,7 @@ def _replay(
 
 def _restart(model: StepModel, input_ids: Sequence[int]) -> np.ndarray:
     """The first position again, alone: without encoding again where the start id is known."""
-    start = getattr(model, "decoder_start", None)
+    start = model.info.decoder_start
     if start is None:
         return model.start(input_ids)
     model.rollback(0)

@@ -1,13 +1,41 @@
 """Shared fixtures: a fresh plugin catalog, tiny ONNX bundles built with onnx.helper, and
-session-scoped exports of the embedded digits model (seconds, not minutes)."""
+session-scoped exports (seconds each, built only when a test asks): the embedded digits
+model, tiny seq2seq sources and bundles, tiny decoder-decoder sources and bundles."""
 
 from __future__ import annotations
 
 import pytest
-from builders import full_int8_profile, make_bundle
+from helpers.bundles import full_int8_profile, make_bundle
+from helpers.dolphin_models import export, make_composition, make_dolphin
+from helpers.seq2seq_models import KINDS, make_source
 
 from edgert.catalog import load_catalog
 from edgert.plugin_manager import get_plugin_manager
+
+
+def pytest_runtest_setup(item):
+    """``@pytest.mark.accelerator("qnn")``: skip, with the provider's own reason, where the
+    named execution provider (``qnn`` or ``ort-qnn``) cannot run here; a name no installed
+    provider has is a mistake in the test, so it fails instead of skipping quietly."""
+    marks = list(item.iter_markers(name="accelerator"))
+    if not marks:
+        return
+    from edgert.catalog import get_catalog
+
+    providers = get_catalog().providers
+    for mark in marks:
+        if len(mark.args) != 1:
+            pytest.fail(f"accelerator takes one provider name, got {mark.args!r}", pytrace=False)
+        (name,) = mark.args
+        found = next((n for n in (name, f"ort-{name}") if n in providers), None)
+        if found is None:
+            pytest.fail(
+                f"accelerator({name!r}): no such provider; known: {', '.join(providers.names())}",
+                pytrace=False,
+            )
+        provider = providers.get(found)()
+        if not provider.is_available():
+            pytest.skip(f"{found} unavailable: {provider.unavailable_reason()}")
 
 
 @pytest.fixture
@@ -47,3 +75,59 @@ def digits_bundles(tmp_path_factory):
         export_cnn(CnnExport(source="zoo:digits", out=out), profile, get_catalog())
         bundles[key] = out
     return bundles
+
+
+@pytest.fixture(scope="session")
+def seq2seq_sources(tmp_path_factory):
+    pytest.importorskip("transformers")
+    root = tmp_path_factory.mktemp("s2s-src")
+    return {kind: make_source(kind, root / kind) for kind in KINDS}
+
+
+@pytest.fixture(scope="session")
+def seq2seq_bundles(seq2seq_sources, tmp_path_factory):
+    import edgert
+    from edgert.catalog import get_catalog
+    from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq
+
+    root = tmp_path_factory.mktemp("s2s-bundles")
+    profile, _ = edgert.resolve_device("cpu-generic")
+    bundles = {}
+    for kind, source in seq2seq_sources.items():
+        export_seq2seq(Seq2SeqExport(source=str(source), out=root / kind), profile, get_catalog())
+        bundles[kind] = root / kind
+    return bundles
+
+
+@pytest.fixture(scope="session")
+def wide_int8_bundle(tmp_path_factory):
+    """A random T5 v1.1 wide enough to be int8-quantized, whose logits reach ~50."""
+    pytest.importorskip("transformers")
+    import edgert
+    from edgert.catalog import get_catalog
+    from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq
+
+    root = tmp_path_factory.mktemp("s2s-wide")
+    source = make_source("t5v11", root / "source", wide=True)
+    profile, _ = edgert.resolve_device("x86-avx2-int8")
+    export_seq2seq(Seq2SeqExport(source=str(source), out=root / "int8"), profile, get_catalog())
+    return root / "int8"
+
+
+@pytest.fixture(scope="session")
+def dolphin_sources(tmp_path_factory):
+    pytest.importorskip("transformers")
+    root = tmp_path_factory.mktemp("dolphin-src")
+    return {
+        "dolphin": make_dolphin(root / "dolphin"),
+        "dolphin-mlp": make_dolphin(root / "dolphin-mlp", projector="mlp", slots=5, seed=3),
+        "composition": make_composition(root / "composition"),
+    }
+
+
+@pytest.fixture(scope="session")
+def dolphin_bundles(dolphin_sources, tmp_path_factory):
+    root = tmp_path_factory.mktemp("dolphin-bundles")
+    for name, source in dolphin_sources.items():
+        export(source, root / name)
+    return {name: root / name for name in dolphin_sources}

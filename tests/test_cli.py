@@ -6,20 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from helpers.cli import run
 
 from edgert.cli import main
 from edgert.errors import UnknownNameError
-
-
-def run(capsys, *argv):
-    """Run ``edgert argv`` in-process; return (exit code, stdout, stderr)."""
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_devices_list_json_says_what_auto_picks(capsys):

@@ -6,8 +6,6 @@ atomically. Calibration and evaluation data are checked before anything is expor
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +13,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
+from edgert.bundle import Bundle
 from edgert.errors import ExportError
-from edgert.export import Artifact, ExportContext, provenance, run_steps_keeping
+from edgert.export import Artifact, ExportContext, check_output, export_bundle, provenance
 from edgert.exporters.cnn.calibration import load_inputs, load_labelled
 from edgert.exporters.cnn.sources import TorchSource, load_source
 from edgert.exporters.cnn.validate import validate_classifier
@@ -59,44 +57,32 @@ def export_torch_classifier(
             returns is added to the manifest (e.g. an ``ofa`` section with measurements).
     """
     check_steps(profile)
+    check_output(options.out, options.force)
     shape = _input_shape(options, source)
     calibration, eval_data = _data(options, source, shape)
     labels = _labels(options, source)
-    with (
-        tempfile.TemporaryDirectory(prefix="edgert-export-") as tmp,
-        staged_directory(options.out, overwrite=options.force) as staging,
-    ):
-        workdir = Path(tmp)
-        first = to_onnx(source, shape, profile.export.opset, workdir / "00-torch-to-onnx")
+
+    def graphs(out_dir: Path) -> dict[str, Path]:
+        first = to_onnx(source, shape, profile.export.opset, out_dir)
         if source.static_batch and "fix-shapes" not in profile.export.steps:
-            pinned = workdir / "00-fix-batch"
+            pinned = out_dir.parent / "00-fix-batch"
             pinned.mkdir()
             first = FixShapes().run(first, _batch_only(shape), pinned)
-        ctx = ExportContext(
-            profile=profile,
-            catalog=catalog,
-            family=catalog.families.get("cnn"),
-            workdir=workdir,
-            validator=validate_classifier,
-            calibration=calibration,
-            static_dims=_static_dims(profile, source, shape),
-            allow_fallback=options.allow_fallback,
-            extra={
-                "reference": _reference(
-                    source.model,
-                    shape[0] if source.static_batch else 256,
-                    fixed=source.static_batch,
-                ),
-                "sample": _sample(calibration, shape),
-                "eval_data": eval_data,
-            },
-        )
-        final = run_steps_keeping({"model": first}, ctx, options.keep_intermediate)["model"]
-        shutil.copy2(final.path, staging / "model.onnx")
-        manifest = _manifest(options, source, profile, final, ctx, labels)
-        manifest.update(annotate(final, ctx) if annotate else {})
-        write_manifest(staging, manifest)
-    return open_bundle(options.out)
+        return {"model": first.path}
+
+    def files(staging: Path, final: dict[str, Artifact], ctx: ExportContext) -> dict[str, Any]:
+        part = _manifest(options, source, final["model"], labels)
+        return part | (annotate(final["model"], ctx) if annotate else {})
+
+    reference = _reference(
+        source.model, shape[0] if source.static_batch else 256, fixed=source.static_batch
+    )
+    return export_bundle(
+        options, profile, catalog, family="cnn", graphs=graphs, validator=validate_classifier,
+        extra={"reference": reference, "sample": _sample(calibration, shape), "eval_data": eval_data},
+        context={"calibration": calibration, "static_dims": _static_dims(profile, source, shape)},
+        files=files,
+    )  # fmt: skip
 
 
 def _input_shape(options: CnnExport, source: TorchSource) -> tuple[int, ...]:
@@ -148,7 +134,7 @@ def to_onnx(source: TorchSource, shape: tuple[int, ...], opset: int, out_dir: Pa
     import onnx
     import torch
 
-    out_dir.mkdir(parents=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "model.onnx"
     dummy = torch.zeros(shape)
     try:
@@ -238,27 +224,14 @@ def _io(path: Path) -> tuple[list[dict], list[dict]]:
 
 
 def _manifest(
-    options: CnnExport,
-    source: TorchSource,
-    profile: DeviceProfile,
-    final: Artifact,
-    ctx: ExportContext,
-    labels: list[str] | None,
+    options: CnnExport, source: TorchSource, final: Artifact, labels: list[str] | None
 ) -> dict[str, Any]:
-
+    """The classifier's own manifest keys."""
     inputs, outputs = _io(final.path)
     return {
-        "family": "cnn",
         "graphs": [{"role": "model", "file": "model.onnx", "inputs": inputs, "outputs": outputs}],
-        "device": {"id": profile.id, "profile": profile.to_dict()},
-        "precision": final.precision,
-        "opset": final.opset,
         "labels": labels,
         "postprocess": "softmax",
-        "validation": ctx.report["validation"],
-        "kernels": ctx.report.get("kernels"),
-        "quantization": ctx.report.get("quantization"),
-        "steps": ctx.report["steps"],
         "provenance": provenance(
             options.source, calibration=str(options.calibration) if options.calibration else None
         ),

@@ -9,36 +9,32 @@ and validates against the PyTorch reference before the bundle is renamed into pl
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
+from edgert.bundle import Bundle
 from edgert.errors import ExportError
 from edgert.export import (
     Artifact,
     ExportContext,
     check_output,
-    first_graphs,
+    export_bundle,
     graph_entries,
     overall_precision,
     provenance,
-    run_steps_keeping,
 )
-from edgert.exporters.dolphin.graphs import export_graphs, io_names, layout
+from edgert.exporters.dolphin.graphs import export_graphs, layout
 from edgert.exporters.dolphin.source import DolphinSource, load_source
 from edgert.exporters.dolphin.static import calibration_traces, export_static_graphs
 from edgert.exporters.dolphin.validate import validate_dolphin
+from edgert.plugins.families.dolphin.options import DolphinExport
 from edgert.plugins.families.seq2seq.embeddings import save_table
+from edgert.plugins.families.seq2seq.names import decoder_decoder_io, static_decoder_decoder_io
 from edgert.profiles import check_steps
 
 if TYPE_CHECKING:
     from edgert.catalog import Catalog
     from edgert.profiles import DeviceProfile
-
-
-from edgert.plugins.families.dolphin.options import DolphinExport
 
 
 def static_settings(source: DolphinSource, profile: DeviceProfile) -> dict[str, int] | None:
@@ -65,44 +61,31 @@ def export_dolphin(options: DolphinExport, profile: DeviceProfile, catalog: Cata
         raise ExportError(f"max_chunks must be >= 1, got {options.max_chunks}")
     source = load_source(options.source, options.revision)
     table = source.main.get_input_embeddings().weight.detach().float().numpy()
-    with (
-        tempfile.TemporaryDirectory(prefix="edgert-export-") as tmp,
-        staged_directory(options.out, overwrite=options.force) as staging,
-    ):
-        workdir = Path(tmp)
-        static = static_settings(source, profile)
-        opset = profile.export.opset
-        paths = first_graphs(
-            workdir,
-            lambda out: (
-                export_static_graphs(source, out, static["window"], static["max_total"], opset)
-                if static
-                else export_graphs(source, out, opset)
-            ),
-        )
-        ctx = ExportContext(
-            profile=profile,
-            catalog=catalog,
-            family=catalog.families.get("dolphin"),
-            workdir=workdir,
-            validator=validate_dolphin,
-            allow_fallback=options.allow_fallback,
-            extra={"source": source, "table": table, "static": static},
-        )
+    static = static_settings(source, profile)
+    opset = profile.export.opset
+
+    def graphs(out: Path) -> dict[str, Path]:
         if static:
-            ctx.per_graph = calibration_traces(paths, ctx)
-        first = {role: Artifact(path, "fp32", profile.export.opset) for role, path in paths.items()}
-        final = run_steps_keeping(first, ctx, options.keep_intermediate)
-        for role, artifact in final.items():
-            shutil.copy2(artifact.path, staging / f"{role}.onnx")
+            return export_static_graphs(source, out, static["window"], static["max_total"], opset)
+        return export_graphs(source, out, opset)
+
+    def prepare(paths: dict[str, Path], ctx: ExportContext) -> None:
+        ctx.per_graph = calibration_traces(paths, ctx)
+
+    def files(staging: Path, final: dict[str, Artifact], ctx: ExportContext) -> dict[str, Any]:
         save_table(table, staging / "embeddings.npy", overall_precision(final))
         (staging / "tokenizer.json").write_text(source.tokenizer_json, encoding="utf-8")
         if context_tokenizer_file(source) != "tokenizer.json":
             (staging / "context_tokenizer.json").write_text(
                 source.context_tokenizer_json, encoding="utf-8"
             )
-        write_manifest(staging, _manifest(options, source, profile, final, ctx))
-    return open_bundle(options.out)
+        return _manifest(options, source, profile, static)
+
+    return export_bundle(
+        options, profile, catalog, family="dolphin", graphs=graphs, validator=validate_dolphin,
+        extra={"source": source, "table": table, "static": static},
+        prepare=prepare if static else None, files=files,
+    )  # fmt: skip
 
 
 def context_tokenizer_file(source: DolphinSource) -> str:
@@ -129,17 +112,13 @@ def generation_defaults(source: DolphinSource, profile: DeviceProfile) -> dict[s
 
 
 def _manifest(
-    options: DolphinExport,
-    source: DolphinSource,
-    profile: DeviceProfile,
-    final: dict[str, Artifact],
-    ctx: ExportContext,
+    options: DolphinExport, source: DolphinSource, profile: DeviceProfile, static: Any
 ) -> dict[str, Any]:
+    """The decoder-decoder family's own manifest keys."""
     lay = layout(source.main, source.slots)
-    names = io_names(lay.layers)
+    names = (static_decoder_decoder_io if static else decoder_decoder_io)(lay.layers)
     d_in, d_out = source.projector.widths
     return {
-        "family": "dolphin",
         "graphs": graph_entries(names, "memory", "decoder"),
         "layout": dataclasses.asdict(lay),
         "embeddings": {"file": "embeddings.npy"},
@@ -148,22 +127,13 @@ def _manifest(
             "context_tokenizer": context_tokenizer_file(source),
             "memory_ids": list(source.memory_ids),
             "template": source.template,
-            "context_window": ctx.extra["static"]["window"]
-            if ctx.extra["static"]
-            else source.context_window,
+            "context_window": static["window"] if static else source.context_window,
             "max_chunks": options.max_chunks,
             "projector": {"kind": source.projector.kind, "widths": [d_in, d_out]},
             "context_encoder": source.encoder.config.model_type,
             "main_decoder": source.main.config.model_type,
         },
         "generation": generation_defaults(source, profile),
-        "device": {"id": profile.id, "profile": profile.to_dict()},
-        "precision": overall_precision(final),
-        "opset": profile.export.opset,
-        "validation": ctx.report["validation"],
-        "kernels": ctx.report.get("kernels"),
-        "quantization": ctx.report.get("quantization"),
-        "steps": ctx.report["steps"],
-        "static": ctx.extra["static"],
+        "static": static,
         "provenance": provenance(options.source, revision=options.revision),
     }

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from edgert.plugins.families.dolphin.core import Layout
+from edgert.plugins.families.seq2seq.names import decoder_decoder_io
 
 MASKED = -1.0e4  # large enough to zero a softmax term, small enough for 16-bit formats
 
@@ -93,17 +94,6 @@ class DecoderGraph(torch.nn.Module):
         return tuple(results)
 
 
-def io_names(layers: int) -> dict[str, list[str]]:
-    """Input and output names of both graphs."""
-    pairs = [f"{kind}_{i}" for i in range(layers) for kind in ("k", "v")]
-    return {
-        "memory_inputs": ["input_ids"],
-        "memory_outputs": ["memory"],
-        "decoder_inputs": ["inputs_embeds"] + [f"past_{p}" for p in pairs],
-        "decoder_outputs": ["logits"] + [f"present_{p}" for p in pairs],
-    }
-
-
 def export_graphs(source: Any, out_dir: Any, opset: int) -> dict[str, Any]:
     """Write memory.onnx and decoder.onnx into ``out_dir``; returns their paths.
 
@@ -119,7 +109,7 @@ def export_graphs(source: Any, out_dir: Any, opset: int) -> dict[str, Any]:
 
 def _export(source: Any, out_dir: Any, opset: int) -> dict[str, Any]:
     lay = layout(source.main, source.slots)
-    names = io_names(lay.layers)
+    names = decoder_decoder_io(lay.layers)
     memory_path, decoder_path = out_dir / "memory.onnx", out_dir / "decoder.onnx"
     context = torch.tensor([[*([3] * 5), *source.memory_ids]], dtype=torch.long)
     torch.onnx.export(

@@ -28,6 +28,7 @@ from edgert.exporters.validation import greedy_tokens
 from edgert.plugins.families.dolphin.core import memory_rows
 from edgert.plugins.families.dolphin.static_core import StaticDolphinCore
 from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable, save_table
+from edgert.plugins.families.seq2seq.names import static_decoder_decoder_io
 
 MAX_DECODER_FEEDS = 96  # each feed holds every K/V buffer: bound the memory
 
@@ -81,20 +82,20 @@ def export_static_graphs(
     """Write the static memory.onnx and decoder.onnx; returns their paths."""
     lay = layout(source.main, source.slots)
     length = window + source.slots
-    pairs = [f"{kind}_{i}" for i in range(lay.layers) for kind in ("k", "v")]
+    names = static_decoder_decoder_io(lay.layers)
     memory_path, decoder_path = out_dir / "memory.onnx", out_dir / "decoder.onnx"
     ids = torch.zeros(1, length, dtype=torch.long)
     ids[0, -source.slots :] = torch.tensor(source.memory_ids)
     mask = torch.zeros(1, 1, length, length)
     positions = torch.arange(length)[None]
-    past = [torch.zeros(1, lay.kv_heads, max_total, lay.head_dim) for _ in pairs]
+    past = [torch.zeros(1, lay.kv_heads, max_total, lay.head_dim) for _ in range(2 * lay.layers)]
     with warnings.catch_warnings():
         for category in (torch.jit.TracerWarning, DeprecationWarning, FutureWarning):
             warnings.simplefilter("ignore", category)
         torch.onnx.export(
             StaticMemoryGraph(source.encoder, npu_projector(source.projector), source.slots).eval(),
             (ids, mask, positions), str(memory_path),
-            input_names=["input_ids", "attention_mask", "position_ids"], output_names=["memory"],
+            input_names=names["memory_inputs"], output_names=names["memory_outputs"],
             opset_version=opset, dynamo=False,
         )  # fmt: skip
         torch.onnx.export(
@@ -102,8 +103,7 @@ def export_static_graphs(
             (torch.zeros(1, 1, lay.d_model), torch.zeros(1, 1, 1, max_total + 1),
              torch.zeros(1, 1, dtype=torch.long), *past),
             str(decoder_path),
-            input_names=["inputs_embeds", "attention_mask", "position_ids"] + [f"past_{p}" for p in pairs],
-            output_names=["logits"] + [f"new_{p}" for p in pairs],
+            input_names=names["decoder_inputs"], output_names=names["decoder_outputs"],
             opset_version=opset, dynamo=False,
         )  # fmt: skip
     for module in (source.encoder, source.projector, source.main):

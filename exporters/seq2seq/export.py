@@ -10,29 +10,26 @@ PyTorch model before the bundle is renamed into place.
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgert.bundle import Bundle, open_bundle, staged_directory, write_manifest
+from edgert.bundle import Bundle
 from edgert.errors import ExportError
 from edgert.export import (
     Artifact,
     ExportContext,
     check_output,
-    first_graphs,
+    export_bundle,
     graph_entries,
     overall_precision,
     provenance,
     read_lines,
-    run_steps_keeping,
 )
 from edgert.exporters.seq2seq import t5 as seq2seq_t5
 from edgert.exporters.seq2seq.calibrate import calibration_traces
-from edgert.exporters.seq2seq.graphs import export_graphs, io_names, layout
+from edgert.exporters.seq2seq.graphs import export_graphs, layout
 from edgert.exporters.seq2seq.static import (
     check_supported,
     export_static_graphs,
@@ -41,6 +38,7 @@ from edgert.exporters.seq2seq.static import (
 from edgert.exporters.seq2seq.validate import validate_seq2seq
 from edgert.plugins.decoding.lexicon import DICTIONARY, Lexicon
 from edgert.plugins.families.seq2seq.embeddings import save_table
+from edgert.plugins.families.seq2seq.names import encoder_decoder_io, lean_t5_io, static_t5_io
 from edgert.plugins.families.seq2seq.options import Seq2SeqExport
 from edgert.profiles import check_steps
 
@@ -198,60 +196,31 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
     options = _texts_from_folder(options)
     spelt = check_dictionary(options.dictionary, tokenizer_json)
     defaults = generation_defaults(model, profile)
-    with (
-        tempfile.TemporaryDirectory(prefix="edgert-export-") as tmp,
-        staged_directory(options.out, overwrite=options.force) as staging,
-    ):
-        workdir = Path(tmp)
-        static = _static_settings(model, profile)
-        lean = not static and model.config.model_type in seq2seq_t5.T5_TYPES
-        opset = profile.export.opset
-        paths = first_graphs(
-            workdir,
-            lambda out: (
-                export_static_graphs(
-                    model, out, static["source_length"], static["max_total_length"], opset
-                )
-                if static
-                else seq2seq_t5.export_t5_graphs(model, out, opset)
-                if lean
-                else export_graphs(model, out, opset)
-            ),
+    static = _static_settings(model, profile)
+    lean = not static and model.config.model_type in seq2seq_t5.T5_TYPES
+    opset = profile.export.opset
+    tables, roles = embedding_tables(model)
+    if static:
+        static["bias"] = relative_bias_table(model, static["max_total_length"])
+    bias = (
+        seq2seq_t5.bias_vectors(
+            model, profile.export.max_input_length, profile.export.max_total_length
         )
-        tables, roles = embedding_tables(model)
+        if lean
+        else None
+    )
+
+    def graphs(out: Path) -> dict[str, Path]:
         if static:
-            static["bias"] = relative_bias_table(model, static["max_total_length"])
-        bias = (
-            seq2seq_t5.bias_vectors(
-                model, profile.export.max_input_length, profile.export.max_total_length
+            return export_static_graphs(
+                model, out, static["source_length"], static["max_total_length"], opset
             )
-            if lean
-            else None
-        )
-        ctx = ExportContext(
-            profile=profile,
-            catalog=catalog,
-            family=catalog.families.get("seq2seq"),
-            workdir=workdir,
-            validator=validate_seq2seq,
-            allow_fallback=options.allow_fallback,
-            extra={
-                "model": model,
-                "tables": tables,
-                "roles": roles,
-                "tokenizer_json": tokenizer_json,
-                "defaults": defaults,
-                "texts": options.validation_texts,
-                "static": static,
-                "position_bias": bias,
-            },
-        )
-        if static:
-            ctx.per_graph = calibration_traces(paths, ctx, options.calibration_texts)
-        first = {role: Artifact(path, "fp32", profile.export.opset) for role, path in paths.items()}
-        final = run_steps_keeping(first, ctx, options.keep_intermediate)
-        for role, artifact in final.items():
-            shutil.copy2(artifact.path, staging / f"{role}.onnx")
+        return (seq2seq_t5.export_t5_graphs if lean else export_graphs)(model, out, opset)
+
+    def prepare(paths: dict[str, Path], ctx: ExportContext) -> None:
+        ctx.per_graph = calibration_traces(paths, ctx, options.calibration_texts)
+
+    def files(staging: Path, final: dict[str, Artifact], ctx: ExportContext) -> dict[str, Any]:
         precision = overall_precision(final)
         for name, weights in tables.items():
             save_table(weights, staging / f"{name}.npy", precision)
@@ -262,11 +231,20 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
             np.save(staging / "self_bias.npy", static["bias"].astype(np.float32))
         for role, vector in (bias or {}).items():
             np.save(staging / f"{role}_position_bias.npy", vector)
-        manifest = _manifest(options, model, profile, final, ctx, defaults, roles)
+        part = _manifest(options, model, defaults, roles, static, bias)
         if options.dictionary:
-            manifest["dictionary_words"] = {"listed": len(options.dictionary), "spelt": spelt}
-        write_manifest(staging, manifest)
-    return open_bundle(options.out)
+            part["dictionary_words"] = {"listed": len(options.dictionary), "spelt": spelt}
+        return part
+
+    extra = {
+        "model": model, "tables": tables, "roles": roles, "tokenizer_json": tokenizer_json,
+        "defaults": defaults, "texts": options.validation_texts, "static": static,
+        "position_bias": bias,
+    }  # fmt: skip
+    return export_bundle(
+        options, profile, catalog, family="seq2seq", graphs=graphs, validator=validate_seq2seq,
+        extra=extra, prepare=prepare if static else None, files=files,
+    )  # fmt: skip
 
 
 def _texts_from_folder(options: Seq2SeqExport) -> Seq2SeqExport:
@@ -322,18 +300,15 @@ def _static_settings(model: Any, profile: DeviceProfile) -> dict[str, Any] | Non
 def _manifest(
     options: Seq2SeqExport,
     model: Any,
-    profile: DeviceProfile,
-    final: dict[str, Artifact],
-    ctx: ExportContext,
     defaults: dict[str, Any],
     roles: dict[str, tuple[str, float]],
+    static: dict[str, Any] | None,
+    bias: dict[str, Any] | None,
 ) -> dict[str, Any]:
-
+    """The seq2seq family's own manifest keys."""
     lay = layout(model)
-    bias = ctx.extra["position_bias"]
-    names = (seq2seq_t5.io_names if bias else io_names)(lay.layers)
+    names = (static_t5_io if static else lean_t5_io if bias else encoder_decoder_io)(lay.layers)
     return {
-        "family": "seq2seq",
         "graphs": graph_entries(names, "encoder", "decoder"),
         "layout": dataclasses.asdict(lay),
         "embeddings": {
@@ -343,17 +318,9 @@ def _manifest(
         "dictionary": DICTIONARY if options.dictionary else None,
         "generation": defaults,
         "model_type": model.config.model_type,
-        "device": {"id": profile.id, "profile": profile.to_dict()},
-        "precision": overall_precision(final),
-        "opset": profile.export.opset,
-        "validation": ctx.report["validation"],
-        "kernels": ctx.report.get("kernels"),
-        "quantization": ctx.report.get("quantization"),
-        "steps": ctx.report["steps"],
         "static": (
-            {k: v for k, v in ctx.extra["static"].items() if k != "bias"}
-            | {"bias": "self_bias.npy"}
-            if ctx.extra["static"]
+            {k: v for k, v in static.items() if k != "bias"} | {"bias": "self_bias.npy"}
+            if static
             else None
         ),
         "position_bias": ({role: f"{role}_position_bias.npy" for role in bias} if bias else None),

@@ -28,6 +28,7 @@ import torch
 
 from edgert.errors import ExportError
 from edgert.plugins.families.seq2seq.core import Layout
+from edgert.plugins.families.seq2seq.names import encoder_decoder_io
 
 
 def _cross_attention(model: Any, index: int) -> tuple[Any, Any, int, int]:
@@ -116,19 +117,6 @@ class DecoderGraph(torch.nn.Module):
         return tuple(results)
 
 
-def io_names(n: int) -> dict[str, list[str]]:
-    """Input/output names of both graphs for ``n`` decoder layers."""
-    pairs = [f"{kind}_{i}" for i in range(n) for kind in ("k", "v")]
-    return {
-        "encoder_inputs": ["inputs_embeds", "attention_mask"],
-        "encoder_outputs": [f"cross_{p}" for p in pairs],
-        "decoder_inputs": ["inputs_embeds", "encoder_attention_mask"]
-        + [f"past_{p}" for p in pairs]
-        + [f"cross_{p}" for p in pairs],
-        "decoder_outputs": ["logits"] + [f"present_{p}" for p in pairs],
-    }
-
-
 SOURCE, PAST, NEW = 5, 2, 3  # example lengths the graphs are traced with (all dynamic)
 
 Inputs = dict[str, tuple[torch.Tensor, dict[int, str]]]  # name -> (example, dynamic axes)
@@ -146,7 +134,7 @@ def export_graphs(model: Any, out_dir: Any, opset: int) -> dict[str, Any]:
         model,
         out_dir,
         opset,
-        io_names(lay.layers),
+        encoder_decoder_io(lay.layers),
         (EncoderGraph(model), {
             "inputs_embeds": (torch.randn(1, SOURCE, lay.d_model), {0: "batch", 1: "source"}),
             "attention_mask": mask,

@@ -30,6 +30,7 @@ import torch
 from edgert.errors import ExportError
 from edgert.exporters.seq2seq.graphs import EncoderGraph, layout
 from edgert.exporters.seq2seq.t5 import T5DecoderGraph
+from edgert.plugins.families.seq2seq.names import static_t5_io
 
 
 def check_supported(model: Any) -> None:
@@ -70,7 +71,7 @@ def export_static_graphs(
     check_supported(model)
     lay = layout(model)
     encoder_path, decoder_path = out_dir / "encoder.onnx", out_dir / "decoder.onnx"
-    pairs = [f"{kind}_{i}" for i in range(lay.layers) for kind in ("k", "v")]
+    names = static_t5_io(lay.layers)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -78,14 +79,16 @@ def export_static_graphs(
             EncoderGraph(model).eval(),
             (torch.randn(1, source_len, lay.d_model), torch.ones(1, source_len, dtype=torch.int64)),
             str(encoder_path),
-            input_names=["inputs_embeds", "attention_mask"],
-            output_names=[f"cross_{p}" for p in pairs],
+            input_names=names["encoder_inputs"],
+            output_names=names["encoder_outputs"],
             opset_version=opset,
             dynamo=False,
         )
         soften_mask_constants(encoder_path)
-        buffers = [torch.zeros(1, lay.heads, max_total, lay.head_dim) for _ in pairs]
-        cross = [torch.randn(1, lay.heads, source_len, lay.head_dim) for _ in pairs]
+        buffers = [
+            torch.zeros(1, lay.heads, max_total, lay.head_dim) for _ in range(2 * lay.layers)
+        ]
+        cross = [torch.randn(1, lay.heads, source_len, lay.head_dim) for _ in range(2 * lay.layers)]
         torch.onnx.export(
             StaticT5Decoder(model).eval(),
             (
@@ -96,10 +99,8 @@ def export_static_graphs(
                 *cross,
             ),
             str(decoder_path),
-            input_names=["inputs_embeds", "self_bias", "cross_bias"]
-            + [f"past_{p}" for p in pairs]
-            + [f"cross_{p}" for p in pairs],
-            output_names=["logits"] + [f"new_{p}" for p in pairs],
+            input_names=names["decoder_inputs"],
+            output_names=names["decoder_outputs"],
             opset_version=opset,
             dynamo=False,
         )

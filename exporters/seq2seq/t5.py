@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from edgert.exporters.seq2seq.graphs import NEW, PAST, SOURCE, export_pair, layout
+from edgert.plugins.families.seq2seq.names import lean_t5_io
 
 T5_TYPES = ("t5", "mt5")
 
@@ -146,19 +147,6 @@ class T5DecoderGraph(_T5Stack):
         return (self.model.lm_head(h), *present)
 
 
-def io_names(n: int) -> dict[str, list[str]]:
-    """Input/output names of the lean graphs for ``n`` decoder layers."""
-    pairs = [f"{kind}_{i}" for i in range(n) for kind in ("k", "v")]
-    return {
-        "encoder_inputs": ["inputs_embeds", "attention_bias"],
-        "encoder_outputs": [f"cross_{p}" for p in pairs],
-        "decoder_inputs": ["inputs_embeds", "self_bias", "cross_bias"]
-        + [f"past_{p}" for p in pairs]
-        + [f"cross_{p}" for p in pairs],
-        "decoder_outputs": ["logits"] + [f"present_{p}" for p in pairs],
-    }
-
-
 def bias_vectors(model: Any, source_len: int, total_len: int) -> dict[str, np.ndarray]:
     """The relative position bias per distance, computed with the model's own bucketing.
 
@@ -194,7 +182,7 @@ def export_t5_graphs(model: Any, out_dir: Path, opset: int) -> dict[str, Path]:
         model,
         out_dir,
         opset,
-        io_names(lay.layers),
+        lean_t5_io(lay.layers),
         (T5EncoderGraph(model), {
             "inputs_embeds": (torch.randn(1, SOURCE, lay.d_model), {0: "batch", 1: "source"}),
             "attention_bias": (torch.zeros(1, heads, SOURCE, SOURCE), {2: "source", 3: "source"}),

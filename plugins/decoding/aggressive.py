@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from edgert.decoding import DecodingOptions
+from edgert.decoding import DecodingOptions, StepModel
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
 from edgert.plugins.decoding.lexicon import Fix, Lexicon, corrections
@@ -51,6 +51,7 @@ WINDOW = 4  # how far ahead a single re-aligning token may be found
 class InputAligner:
     """Tracks where in the input the output currently is."""
 
+    costly: ClassVar[bool] = False  # drafts cost next to nothing: nothing runs meanwhile
     ngram: int
     boundaries: frozenset[int] = frozenset()  # ids that start a word or are punctuation
     lexicon: Lexicon | None = None  # guesses corrections of misspelt input words; None: off
@@ -156,11 +157,11 @@ class AggressiveDecoder(DraftingDecoder):
     Options: ClassVar[type] = AggressiveOptions
     patient: ClassVar[bool] = True
 
-    def proposer(self, model: Any, options: Any) -> Any:
+    def proposer(self, model: StepModel, options: Any) -> Any:
         """Drafts for one generation."""
-        boundaries = getattr(model, "word_boundaries", frozenset())
-        lexicon = getattr(model, "lexicon", None) if options.correct_words else None
-        return InputAligner(options.align_ngram, boundaries, lexicon)
+        info = model.info
+        lexicon = info.lexicon if options.correct_words else None
+        return InputAligner(options.align_ngram, info.word_boundaries, lexicon)
 
 
 @hookimpl

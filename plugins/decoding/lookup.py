@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from edgert.decoding import DecodingOptions
+from edgert.decoding import DecodingOptions, StepModel
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
 from edgert.plugins.decoding.lexicon import Lexicon, corrected, corrections
@@ -49,6 +49,7 @@ class LookupOptions(DecodingOptions):
 class NgramLookup:
     """Drafts from earlier occurrences of the current suffix."""
 
+    costly: ClassVar[bool] = False  # drafts cost next to nothing: nothing runs meanwhile
     options: LookupOptions
     boundaries: frozenset[int] = frozenset()  # ids that start a word or are punctuation
     lexicon: Lexicon | None = None  # corrects misspelt input words; None: off
@@ -147,11 +148,11 @@ class LookupDecoder(DraftingDecoder):
     Options: ClassVar[type] = LookupOptions
     patient: ClassVar[bool] = True
 
-    def proposer(self, model: Any, options: Any) -> Any:
+    def proposer(self, model: StepModel, options: Any) -> Any:
         """Drafts for one generation."""
-        boundaries = getattr(model, "word_boundaries", frozenset())
-        lexicon = getattr(model, "lexicon", None) if options.correct_words else None
-        return NgramLookup(options, boundaries, lexicon)
+        info = model.info
+        lexicon = info.lexicon if options.correct_words else None
+        return NgramLookup(options, info.word_boundaries, lexicon)
 
 
 @hookimpl

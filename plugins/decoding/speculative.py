@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgert.decoding import constrained_view
+from edgert.decoding import StartsWithDrafts, StepModel, constrained_view
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
 from edgert.plugins.decoding.lookup import LookupOptions, NgramLookup
@@ -60,12 +60,10 @@ class SpeculativeOptions(SamplingOptions):
             raise InputError("need 1 <= min_draft_tokens <= draft_tokens <= max_draft_tokens")
 
 
-def draft_for(path: str, target: Any) -> Any:
+def draft_for(path: str, target: StepModel) -> StepModel:
     """The draft bundle at ``path`` for ``target`` (a step model): it runs where the
     target was told to run (``--device``, ``--allow-fallback``), else on its own profile."""
-    return load_draft(
-        path, getattr(target, "run_device", None), getattr(target, "run_allow_fallback", None)
-    )
+    return load_draft(path, target.info.run_device, target.info.run_allow_fallback)
 
 
 @functools.lru_cache(maxsize=4)
@@ -92,7 +90,7 @@ class DraftProposer:
     draft fed one token per call would cost nearly as much as the target it saves.
     """
 
-    draft: Any
+    draft: StepModel
     options: SpeculativeOptions
     costly: ClassVar[bool] = True  # the target encodes meanwhile (``speculate``)
     guess: NgramLookup | None = None  # input n-gram guesses the draft verifies (None: off)
@@ -122,7 +120,7 @@ class DraftProposer:
         fed after each drawn token, and every row a kept guess leaves is drawn from without
         another draft call.
         """
-        limit = getattr(self.draft, "max_length", None)
+        limit = self.draft.info.max_length
         if limit is not None:  # its start, ``generated`` and all drafts but the last
             k = min(k, limit - len(generated))  # a draft may hold fewer positions than the target
         tokens = list(generated)
@@ -163,7 +161,7 @@ class DraftProposer:
         """Feed ``new`` to the draft (starting it first if needed); keep the logits."""
         if self.history:
             rows = self.draft.step(new)
-        elif hasattr(self.draft, "start_with"):
+        elif isinstance(self.draft, StartsWithDrafts):
             rows = self.draft.start_with(self.source, new)
         else:
             rows = [*self.draft.start(self.source), *(self.draft.step(new) if new else [])]
@@ -218,9 +216,12 @@ class SpeculativeDecoder(DraftingDecoder):
         """The draft bundle, checked against the target, behind a proposer."""
         draft = draft_for(options.draft, model)
         check_compatible(model, draft, options.draft)
-        boundaries = getattr(draft, "word_boundaries", frozenset())
-        lexicon = getattr(draft, "lexicon", None)
-        guess = NgramLookup(LookupOptions(), boundaries, lexicon) if options.draft_lookup else None
+        info = draft.info
+        guess = (
+            NgramLookup(LookupOptions(), info.word_boundaries, info.lexicon)
+            if options.draft_lookup
+            else None
+        )
         return DraftProposer(draft, options, guess)
 
     def core(
@@ -235,16 +236,16 @@ class SpeculativeDecoder(DraftingDecoder):
         return sample_speculatively(model, proposer, input_ids, options, k, stats, rng)
 
 
-def check_compatible(target: Any, draft: Any, path: str) -> None:
+def check_compatible(target: StepModel, draft: StepModel, path: str) -> None:
     """Same tokenizer (vocabulary and ids) and decoder start token, or a clear error."""
-    same_vocab = getattr(target, "vocab_signature", None) == getattr(draft, "vocab_signature", None)
+    same_vocab = target.info.vocab_signature == draft.info.vocab_signature
     if not same_vocab or target.vocab_size != draft.vocab_size:
         raise InputError(
             f"the draft model {path} uses a different vocabulary than the target "
             f"({draft.vocab_size} vs {target.vocab_size} tokens, or different token ids)",
             hint="train or pick a draft with exactly the target's tokenizer",
         )
-    if getattr(target, "decoder_start", None) != getattr(draft, "decoder_start", None):
+    if target.info.decoder_start != draft.info.decoder_start:
         raise InputError(
             f"the draft model {path} starts decoding with another token than the target"
         )

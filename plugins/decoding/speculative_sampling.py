@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edgert.decoding import StepModel, constrain, finished
+from edgert.decoding import StartsWithDrafts, StepModel, constrain, finished
 from edgert.plugins.decoding.sampling import warp
 from edgert.speculation import AdaptiveK, SpeculationStats, encoding_ahead, next_draft
 
@@ -104,9 +104,8 @@ def _target_rows(
     stats.target_calls += 1
     if generated:
         return model.step([generated[-1], *drafts])
-    start_with = getattr(model, "start_with", None)
-    if start_with is not None and drafts:
-        return start_with(input_ids, drafts)
+    if drafts and isinstance(model, StartsWithDrafts):
+        return model.start_with(input_ids, drafts)
     first = model.start(input_ids)
     if not drafts:
         return first

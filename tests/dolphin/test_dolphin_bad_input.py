@@ -7,7 +7,7 @@ import json
 from importlib import resources
 
 import pytest
-from dolphin_models import export, make_composition, make_dolphin
+from helpers.dolphin_models import export, make_composition, make_dolphin
 
 from edgert.errors import ExportError
 
@@ -70,7 +70,7 @@ def test_static_profile_with_too_small_buffers(dolphin_sources, tmp_path):
 
 
 def test_cli_export_detects_the_family(dolphin_sources, tmp_path, capsys):
-    from test_cli import run
+    from helpers.cli import run
 
     out = tmp_path / "cli-bundle"
     code, stdout, err = run(capsys, "export", str(dolphin_sources["composition"]), "--device",

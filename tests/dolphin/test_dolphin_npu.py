@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dolphin_models import CONTEXTS, QUESTIONS, export
+from helpers.dolphin_models import CONTEXTS, QUESTIONS, export
 
 import edgert
 from edgert.errors import InputError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dolphin_models import CONTEXTS, QUESTIONS, export
+from helpers.dolphin_models import CONTEXTS, QUESTIONS, export
 
 import edgert
 
@@ -51,7 +51,7 @@ def test_int8_bundle_agrees(dolphin_sources, tmp_path):
     """int8 (weight-only decoder, dynamic memory graph) stays within the 90% agreement the
     exporter enforces. Random weights make this a harsh test: one source seed of the Dolphin
     layout lands at 89.6%, so the composition (97.9%) is the one checked here."""
-    from builders import full_int8_profile
+    from helpers.bundles import full_int8_profile
 
     device = full_int8_profile(tmp_path / "profiles")
     device.write_text(device.read_text().replace('method = "static-qdq"', 'method = "dynamic"\n'
@@ -128,7 +128,7 @@ def test_bin_checkpoint_in_bfloat16_with_tied_embeddings(tmp_path):
     import json
 
     import torch
-    from dolphin_models import make_dolphin
+    from helpers.dolphin_models import make_dolphin
     from safetensors.torch import load_file
 
     source = make_dolphin(tmp_path / "src", seed=11)

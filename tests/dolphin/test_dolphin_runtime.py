@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from dolphin_models import CONTEXTS, QUESTIONS, export, make_dolphin
+from helpers.dolphin_models import CONTEXTS, QUESTIONS, export, make_dolphin
 
 import edgert
 from edgert.errors import InputError
@@ -116,7 +116,7 @@ def test_empty_context_and_question(dolphin_bundles):
 
 
 def test_cli_run_and_profile(dolphin_bundles, tmp_path, capsys):
-    from test_cli import run
+    from helpers.cli import run
 
     context = tmp_path / "doc.txt"
     context.write_text(CONTEXTS[0], encoding="utf-8")

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from builders import full_int8_profile  # noqa: E402
+from helpers.bundles import full_int8_profile  # noqa: E402
 
 import edgert  # noqa: E402
 from edgert.catalog import get_catalog  # noqa: E402
@@ -21,26 +21,12 @@ def export(source, out, device="cpu-generic", **kwargs):
     return export_cnn(CnnExport(source=source, out=out, **kwargs), profile, get_catalog())
 
 
-class TinyRGB(torch.nn.Module):
-    """Odd sizes on purpose: 3x7x5 input, 5 classes."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = torch.nn.Conv2d(3, 6, 3, padding=1)
-        self.bn = torch.nn.BatchNorm2d(6)
-        self.fc = torch.nn.Linear(6, 5)
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.bn(self.conv(x))).mean((2, 3)))
-
-
 @pytest.fixture
 def tiny_module(tmp_path, monkeypatch):
     """An importable ``tiny_models:build`` factory without INPUT_SHAPE."""
     (tmp_path / "tiny_models.py").write_text(
         "import torch\n"
-        "from test_cnn_export import TinyRGB\n"
+        "from helpers.cnn_models import TinyRGB\n"
         "def build():\n    return TinyRGB().eval()\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))

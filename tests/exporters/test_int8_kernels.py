@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import full_range_int8_profile
+from helpers.bundles import full_range_int8_profile
 
 import edgert
 from edgert import host as hosts
@@ -161,7 +161,7 @@ def test_qdq_export_without_vnni_validates_the_target_and_runs_unfused_only_if_a
 @pytest.mark.slow
 def test_integer_export_without_vnni_validates_the_target_and_is_refused(tmp_path, avx2_host):
     pytest.importorskip("transformers")
-    from seq2seq_models import make_source
+    from helpers.seq2seq_models import make_source
 
     from edgert.catalog import get_catalog
     from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from ofa_builders import RESOLUTION, SPEC, SUBNET, export, smooth_images
+from helpers.ofa_builders import RESOLUTION, SPEC, SUBNET, export, smooth_images
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("ofa")
 
-from ofa_builders import RESOLUTION, SPEC, SUBNET, export  # noqa: E402
-from test_cli import run  # noqa: E402
+from helpers.cli import run  # noqa: E402
+from helpers.ofa_builders import RESOLUTION, SPEC, SUBNET, export  # noqa: E402
 
 import edgert  # noqa: E402
 from edgert.errors import ExportError, UnknownNameError  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("ofa")
 
-from test_cli import run
+from helpers.cli import run
 
 
 def test_nets_lists_the_published_ids(capsys):

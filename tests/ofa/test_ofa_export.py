@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("ofa")
 
-from ofa_builders import RESOLUTION, SUBNET, export, smooth_images  # noqa: E402
+from helpers.ofa_builders import RESOLUTION, SUBNET, export, smooth_images  # noqa: E402
 
 import edgert  # noqa: E402
 from edgert.cli import main  # noqa: E402

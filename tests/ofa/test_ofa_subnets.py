@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("ofa")
 
-from ofa_builders import RESOLUTION, SUBNET  # noqa: E402
+from helpers.ofa_builders import RESOLUTION, SUBNET  # noqa: E402
 
 from edgert.errors import ExportError  # noqa: E402
 from edgert.exporters.ofa import subnets, units  # noqa: E402

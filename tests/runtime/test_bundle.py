@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from builders import read_manifest
+from helpers.bundles import read_manifest
 
 import edgert
 from edgert.bundle import SCHEMA_VERSION, open_bundle, staged_directory, write_manifest

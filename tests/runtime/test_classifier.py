@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from builders import make_bundle
+from helpers.bundles import make_bundle
 
 import edgert
 from edgert.errors import InputError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from builders import make_bundle
+from helpers.bundles import make_bundle
 
 import edgert
 from edgert import hookimpl
@@ -43,7 +43,7 @@ def profile(providers, allow_fallback=False):
 
 
 def test_graph_placed_elsewhere_is_an_error(tmp_path, fake_catalog):
-    from builders import tiny_linear_onnx
+    from helpers.bundles import tiny_linear_onnx
 
     model = tiny_linear_onnx(tmp_path / "m.onnx")
     with pytest.raises(ProviderFallbackError) as info:
@@ -53,7 +53,7 @@ def test_graph_placed_elsewhere_is_an_error(tmp_path, fake_catalog):
 
 
 def test_allowed_fallback_is_reported_with_node_counts(tmp_path, fake_catalog):
-    from builders import tiny_linear_onnx
+    from helpers.bundles import tiny_linear_onnx
 
     model = tiny_linear_onnx(tmp_path / "m.onnx")
     info = create_session(model, profile(["fake-accel"], allow_fallback=True), fake_catalog)
@@ -66,14 +66,14 @@ def test_allowed_fallback_is_reported_with_node_counts(tmp_path, fake_catalog):
 def test_sessions_never_switch_providers_on_their_own(tmp_path, catalog):
     """ONNX Runtime's Python session falls back to CPU by itself when a provider fails in a
     run (printing to stdout); edgert's sessions raise instead, so what is reported ran."""
-    from builders import tiny_linear_onnx
+    from helpers.bundles import tiny_linear_onnx
 
     info = create_session(tiny_linear_onnx(tmp_path / "m.onnx"), profile(["ort-cpu"]), catalog)
     assert info.session._enable_fallback is False
 
 
 def test_cpu_profile_reports_placement_and_no_fallback(tmp_path, catalog):
-    from builders import tiny_linear_onnx
+    from helpers.bundles import tiny_linear_onnx
 
     info = create_session(tiny_linear_onnx(tmp_path / "m.onnx"), profile(["ort-cpu"]), catalog)
     assert (info.active, info.placement, info.fallback, info.simulated) == (

@@ -122,7 +122,7 @@ def test_bundle_for_an_unavailable_provider(seq2seq_bundles, tmp_path, monkeypat
 
 
 def test_int8_and_int4_exports_report_agreement(seq2seq_sources, tmp_path):
-    from builders import full_int8_profile, runnable_profile
+    from helpers.bundles import full_int8_profile, runnable_profile
 
     from edgert.catalog import get_catalog
     from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_parity import KINDS, TEXTS
+from helpers.seq2seq_texts import KINDS, TEXTS
 
 import edgert
 from edgert.errors import InputError
@@ -55,7 +55,7 @@ def test_identical_to_greedy_on_int8_with_large_logits(wide_int8_bundle):
 
     model = edgert.load(wide_int8_bundle, threads=1)
     assert model.bundle.manifest["precision"] == "int8"
-    core, tolerance = model.core, model.core.verify_tolerance
+    core, tolerance = model.core, model.core.info.verify_tolerance
     rng = random.Random(0)
     for _ in range(40):
         text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 14)))
@@ -179,7 +179,7 @@ def test_profile_takes_a_draft_and_decoder_options(seq2seq_bundles, capsys):
 def test_options_the_command_sets_itself_are_refused_with_the_flag(
     command, option, flag, seq2seq_bundles, capsys
 ):
-    from test_cli import run
+    from helpers.cli import run
 
     argv = [command, str(seq2seq_bundles["t5"]), *(["some text"] if command == "run" else [])]
     code, _, err = run(capsys, *argv, "-O", option)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 import edgert
@@ -11,26 +9,7 @@ import edgert
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-KINDS = ("t5", "t5v11", "bart", "marian")
-TEXTS = ["the quick brown fox", "a small model runs on the edge of the network", "please"]
-
-
-@functools.cache
-def hf_model(source):
-    return transformers.AutoModelForSeq2SeqLM.from_pretrained(source).eval()
-
-
-def hf_generate(source, text, **kwargs):
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
-    model = hf_model(source)
-    ids = torch.tensor([tokenizer.encode(text).ids])
-    with torch.inference_mode():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)[0].tolist()
-    out = out[1:]  # drop the decoder start token
-    eos = model.generation_config.eos_token_id
-    return out[: out.index(eos) + 1] if eos in out else out  # generate pads after EOS
+from helpers.seq2seq_texts import KINDS, TEXTS, hf_generate  # noqa: E402
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -188,8 +167,8 @@ def test_optimum_cli_folder_loads_and_matches_greedy(
     subprocess.run(command, check=True, capture_output=True)
     foreign = edgert.load(out)
     assert foreign.bundle.manifest["verified"] is False
-    assert foreign.core.run_device is None  # its default profile: a draft keeps its own
-    told = edgert.load(out, device="cpu-generic").core.run_device
+    assert foreign.core.info.run_device is None  # its default profile: a draft keeps its own
+    told = edgert.load(out, device="cpu-generic").core.info.run_device
     assert told.endswith("cpu-generic.toml")
     ours = edgert.load(seq2seq_bundles[kind])
     for text in TEXTS:
@@ -212,7 +191,7 @@ def test_optimum_cli_folder_loads_and_matches_greedy(
         got = foreign.generate(TEXTS[1], decoder=decoder, max_new_tokens=10, **extra).token_ids
         assert got == greedy, decoder
     (out / "words.txt").write_text("hello\nworld\n", encoding="utf-8")  # a dictionary beside
-    assert edgert.load(out).core.lexicon.dictionary == ("hello", "world")
+    assert edgert.load(out).core.info.lexicon.dictionary == ("hello", "world")
 
 
 def test_position_bias_equals_the_libraries_for_every_length():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_parity import TEXTS
+from helpers.seq2seq_texts import TEXTS
 
 import edgert
 from edgert.errors import InputError

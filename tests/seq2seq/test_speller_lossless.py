@@ -58,7 +58,7 @@ def test_the_speller_bundle_carries_its_dictionary(speller):
         "spelt": len(listed),
     }
     assert (model.bundle.path / "words.txt").read_text(encoding="utf-8").split() == listed
-    words = model.core.lexicon.words
+    words = model.core.info.lexicon.words
     assert list(words) == listed  # every word is spelt by the tokenizer, in frequency order
     assert any(len(tokens) > 1 for tokens in words.values())  # split words are words too
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_parity import TEXTS, hf_generate
+from helpers.seq2seq_texts import TEXTS, hf_generate
 
 import edgert
 from edgert.catalog import get_catalog

@@ -2,42 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from helpers.step_models import CountingModel
 
 from edgert.decoding import StepModel
 from edgert.errors import InputError
 from edgert.plugins.decoding.greedy import GreedyDecoder, GreedyOptions
-
-
-class CountingModel:
-    """Next token is always ``last + 1`` (mod vocab): greedy output is known in advance."""
-
-    vocab_size = 11
-
-    def __init__(self):
-        self.tokens: list[int] = []
-        self.calls = 0
-
-    def _logits(self, ids):
-        table = np.roll(np.eye(self.vocab_size, dtype=np.float32), 1, axis=1)
-        return table[np.asarray(ids)]
-
-    def start(self, input_ids):
-        self.tokens = []
-        return self._logits([input_ids[-1]])
-
-    def step(self, new_ids):
-        self.calls += 1
-        self.tokens.extend(new_ids)
-        return self._logits(new_ids)
-
-    def rollback(self, length):
-        del self.tokens[length:]
-
-    @property
-    def length(self):
-        return len(self.tokens)
 
 
 def test_counting_model_satisfies_the_protocol():

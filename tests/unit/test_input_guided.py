@@ -41,7 +41,7 @@ def test_aligner_resumes_at_the_next_word_after_a_corrected_word():
 
 
 def test_aligner_drafts_corrected_words_and_copies_the_rest():
-    from test_lexicon import VOCAB
+    from helpers.vocab import VOCAB
 
     from edgert.plugins.decoding.lexicon import Lexicon
 
@@ -54,7 +54,7 @@ def test_aligner_drafts_corrected_words_and_copies_the_rest():
 
 
 def test_aligner_drafts_corrections_of_several_tokens_across_calls():
-    from test_lexicon import VOCAB, speller
+    from helpers.vocab import VOCAB, speller
 
     from edgert.plugins.decoding.lexicon import Lexicon
 

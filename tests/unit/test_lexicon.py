@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from helpers.vocab import VOCAB, speller
 
 from edgert.plugins.decoding.lexicon import Lexicon, _one_edit, _slip, corrected, corrections
-
-VOCAB = {"<pad>": 0, "</s>": 1, "Ġthe": 3, "Ġnervous": 4, "Ġrabbit": 5, "Ġne": 6, "v": 7,
-         "rou": 8, "s": 9, "Ġfoll": 10, "ow": 11, "Ġhis": 12, "Ġher": 13, "Ġhs": 14, "i": 15,
-         ".": 16, "Ġtheir": 17, "Ġth": 18, "ier": 19, "▁cat": 20, "Ġwee": 21, "Ġwe": 22, "a": 23,
-         "Ġweak": 24, "Ġt": 25, "e": 26, "Ġbe": 27, "ee": 28, "Ġkeep": 29, "Ġbeef": 30,
-         "Ġbeer": 31}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -39,24 +34,6 @@ def test_typing_slips_rank_before_other_edits_then_frequency():
     assert lexicon.correction([22, 23]) == (24,)  # "wea": "weak" (forgotten k), not "wee"
     assert lexicon.correction([27, 28]) == (31,)  # "beee": "beer" (e is next to r), not "beef"
     assert lexicon.correction([25, 26]) == (3,)  # two letters: "te" forgot the h of "the"
-
-
-def speller(vocab):
-    """A stand-in for the tokenizer: ``" " + word`` in longest-match pieces of ``vocab``."""
-
-    def spell(words):
-        spelt = []
-        for word in words:
-            ids, rest = [], "Ġ" + word
-            while rest and (
-                piece := max((t for t in vocab if rest.startswith(t)), key=len, default="")
-            ):
-                ids.append(vocab[piece])
-                rest = rest[len(piece) :]
-            spelt.append([] if rest else ids)
-        return spelt
-
-    return spell
 
 
 def test_a_dictionary_decides_what_is_a_word_and_corrects_to_several_tokens():

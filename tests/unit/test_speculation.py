@@ -8,9 +8,9 @@ import signal
 
 import numpy as np
 import pytest
-from test_decoding import CountingModel
+from helpers.step_models import CountingModel
 
-from edgert.decoding import StepModel
+from edgert.decoding import ModelInfo, StepModel
 from edgert.errors import InputError
 from edgert.plugins.decoding.aggressive import AggressiveDecoder, AggressiveOptions
 from edgert.plugins.decoding.greedy import GreedyDecoder, GreedyOptions
@@ -70,7 +70,7 @@ def test_options_are_validated():
 
 def test_static_models_are_refused_with_a_hint():
     class Static(CountingModel):
-        multi_token_step = False
+        info = ModelInfo(multi_token_step=False)
 
     with pytest.raises(InputError) as info:
         list(AggressiveDecoder().decode(Static(), [3], AggressiveOptions()))
@@ -221,7 +221,8 @@ class WideNoiseModel(StartingTableModel):
 
     def __init__(self, tolerance):
         super().__init__(0)
-        self.verify_tolerance = tolerance
+        bound = tolerance if isinstance(tolerance, VerifyTolerance) else VerifyTolerance(tolerance)
+        self.info = ModelInfo(verify_tolerance=bound)
         vocab = self.vocab_size
         self.table = np.zeros((vocab, vocab), np.float32)
         for a in range(vocab):
@@ -471,7 +472,9 @@ def test_a_draft_never_runs_past_the_positions_it_holds():
     architecture with the same tokenizer): it drafts up to its end, never past it."""
 
     class Bounded(StartingTableModel):
-        max_length = 20  # positions, the start token's included (as a real core counts them)
+        info = ModelInfo(
+            max_length=20
+        )  # positions, the start token's included (as a real core counts them)
 
         @property
         def length(self):
@@ -481,7 +484,7 @@ def test_a_draft_never_runs_past_the_positions_it_holds():
             del self.tokens[length - 1 :]
 
         def step(self, new_ids):
-            assert self.length + len(new_ids) <= self.max_length, "past the position table"
+            assert self.length + len(new_ids) <= self.info.max_length, "past the position table"
             return super().step(new_ids)
 
     source = [*range(11)] * 3  # n-gram guesses too: the draft is fed some after each token

@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from edgert.decoding import constrain
+from edgert.decoding import ModelInfo, constrain
 from edgert.errors import InputError
 from edgert.plugins.decoding import speculative
 from edgert.plugins.decoding.lookup import LookupOptions, NgramLookup
@@ -27,6 +27,7 @@ class PairTableModel:
 
     def __init__(self, seed: int, vocab: int, scale: float = 1.5):
         self.vocab_size = vocab
+        self.info = ModelInfo()
         rng = np.random.default_rng(seed)
         self.table = (rng.standard_normal((vocab + 1, vocab, vocab)) * scale).astype(np.float32)
         self.tokens: list[int] = []

@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from edgert.decoding import ModelInfo
 from edgert.errors import InputError
 from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable
+from edgert.plugins.families.seq2seq.names import INPUTS_EMBEDS, LOGITS, cache_names
 
 MEMORY = -1  # the prompt id that stands for the memory embeddings
 
@@ -41,15 +43,17 @@ class Layout:
 class DolphinCore:
     """Main decoder session + embedding table as a ``StepModel`` with batched helpers."""
 
-    decoder_start = None  # no start token: the prompt plays its part
-
     def __init__(self, decoder: Any, table: EmbeddingTable, layout: Layout) -> None:
         self.decoder, self.table, self.layout = decoder, table, layout
         self.vocab_size = layout.vocab
-        pairs = [f"{kind}_{i}" for i in range(layout.layers) for kind in ("k", "v")]
-        self._past_names = [f"past_{p}" for p in pairs]
-        self._outputs = ["logits"] + [f"present_{p}" for p in pairs]
+        self.info = (
+            ModelInfo()
+        )  # no start token (the prompt plays its part); the runtime adds the rest
+        kv = cache_names(layout.layers)
+        self._past_names = kv.past
+        self._outputs = [LOGITS, *kv.present]
         self.memory = np.zeros((0, layout.d_model), np.float32)
+        self.context: Any = None  # the runtime's ContextMemory: a draft's memory comes from it
         self._past: list[np.ndarray] = []
         self._prompt = 0  # cached positions that belong to the prompt
         self._cached = 0
@@ -131,7 +135,7 @@ class DolphinCore:
 
     def _run(self, embeds: np.ndarray) -> np.ndarray:
         feed = dict(zip(self._past_names, self._past, strict=True))
-        feed["inputs_embeds"] = embeds
+        feed[INPUTS_EMBEDS] = embeds
         outputs = self.decoder.run(self._outputs, feed)
         self._past = outputs[1:]
         self._cached += embeds.shape[1]

@@ -129,7 +129,7 @@ class DolphinModel(Seq2SeqModel):
             from edgert.plugins.decoding.speculative import draft_for
 
             draft = draft_for(str(options["draft"]), self.core)
-            if isinstance(getattr(draft, "context", None), ContextMemory):
+            if isinstance(draft, DolphinCore) and draft.context is not None:
                 draft.use_memory(draft.context.memory(context, context_policy=policy)[0])
         return stats
 

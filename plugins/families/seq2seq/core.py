@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from edgert.decoding import ModelInfo
 from edgert.errors import InputError
 from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable
+from edgert.plugins.families.seq2seq.names import INPUTS_EMBEDS, LOGITS, cache_names
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,10 @@ class Seq2SeqCore:
         self.layout = layout
         self.vocab_size = layout.vocab
         self.decoder_start = decoder_start
-        n = layout.layers
-        pairs = [f"{kind}_{i}" for i in range(n) for kind in ("k", "v")]
-        self._past_names = [f"past_{p}" for p in pairs]
-        self._cross_names = [f"cross_{p}" for p in pairs]
-        self._outputs = ["logits"] + [f"present_{p}" for p in pairs]
+        self.info = ModelInfo(decoder_start=decoder_start)  # the runtime adds the rest
+        kv = cache_names(layout.layers)
+        self._past_names, self._cross_names = kv.past, kv.cross
+        self._outputs = [LOGITS, *kv.present]
         self._feed: dict[str, np.ndarray] = {}
         self._past: list[np.ndarray] = []
         self._length = 0
@@ -114,11 +115,11 @@ class Seq2SeqCore:
         embeds = self.encoder_table(ids)
         if self.bias is None:
             mask = np.ones_like(ids)
-            cross = self.encoder.run(None, {"inputs_embeds": embeds, "attention_mask": mask})
+            cross = self.encoder.run(None, {INPUTS_EMBEDS: embeds, "attention_mask": mask})
             context = {"encoder_attention_mask": np.repeat(mask, batch, axis=0)}
         else:  # no padding: the cross-attention bias is all zeros
             bias = self.bias.encoder(ids.shape[1])
-            cross = self.encoder.run(None, {"inputs_embeds": embeds, "attention_bias": bias})
+            cross = self.encoder.run(None, {INPUTS_EMBEDS: embeds, "attention_bias": bias})
             context = {"cross_bias": np.zeros((1, 1, 1, ids.shape[1]), np.float32)}
         if batch > 1:
             cross = [np.repeat(c, batch, axis=0) for c in cross]
@@ -175,7 +176,7 @@ class Seq2SeqCore:
     def step_batch(self, ids: np.ndarray) -> np.ndarray:
         """Append ``ids`` ``(batch, K)``; logits ``(batch, K, vocab)``."""
         feed = self._feed
-        feed["inputs_embeds"] = self.decoder_table(ids)
+        feed[INPUTS_EMBEDS] = self.decoder_table(ids)
         if self.bias is not None:
             feed["self_bias"] = self.bias.decoder(self._length, ids.shape[1])
         feed.update(zip(self._past_names, self._past, strict=True))

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edgert.decoding import ModelInfo
 from edgert.errors import BundleError, InputError
 
 REQUIRED = (
@@ -80,6 +81,7 @@ class OptimumCore:
         self.encoder, self.first, self.with_past = encoder, first, with_past
         self.decoder_start = decoder_start
         self.vocab_size = vocab
+        self.info = ModelInfo(decoder_start=decoder_start)  # the runtime adds the rest
         self._past_names = [
             i.name for i in with_past.get_inputs() if i.name.startswith("past_key_values")
         ]

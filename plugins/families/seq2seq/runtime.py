@@ -7,6 +7,7 @@ created once, decoding by the registered decoder plugins through the step interf
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import statistics
 import time
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgert.decoding import VerifyTolerance
 from edgert.errors import BundleError, InputError
 from edgert.plugins.decoding.lexicon import SPACE_MARKS, Lexicon
 from edgert.plugins.families.seq2seq.core import Layout, PositionBias, Seq2SeqCore
@@ -24,7 +26,6 @@ from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable
 from edgert.plugins.families.seq2seq.static_core import StaticSeq2SeqCore
 from edgert.providers import LOOSEST_DRIFT, create_session
 from edgert.schema import build
-from edgert.speculation import VerifyTolerance
 
 if TYPE_CHECKING:
     from edgert.bundle import Bundle
@@ -172,19 +173,22 @@ class Seq2SeqModel:
             setattr(self, attribute, info)
 
     def describe_core(self) -> None:
-        """What decoders may read off the core: the tokenizer's signature, word boundaries
-        and lexicon, how far verified logits may move, the profile id for messages, and
-        the decoder positions it holds (``max_length``)."""
-        self.core.vocab_signature = _vocab_signature(self.tokenizer)
-        self.core.word_boundaries = _word_boundaries(self.tokenizer)
-        self.core.lexicon = Lexicon.from_tokenizer(self.tokenizer, _dictionary(self.bundle))
-        self.core.verify_tolerance = verify_bound(
-            self.bundle.manifest["precision"], self.session_info, self.catalog
+        """The core's ``ModelInfo``, all decoders may know of it: the tokenizer's signature,
+        word boundaries and lexicon, how far verified logits may move, the profile id for
+        messages, where it was told to run, and the decoder positions it holds."""
+        self.core.info = dataclasses.replace(
+            self.core.info,
+            vocab_signature=_vocab_signature(self.tokenizer),
+            word_boundaries=_word_boundaries(self.tokenizer),
+            lexicon=Lexicon.from_tokenizer(self.tokenizer, _dictionary(self.bundle)),
+            verify_tolerance=verify_bound(
+                self.bundle.manifest["precision"], self.session_info, self.catalog
+            ),
+            profile_id=self.profile.id,
+            run_device=self._run_device(),  # where a draft model runs too
+            run_allow_fallback=self.allow_fallback,
+            max_length=self.defaults["max_total_length"],  # a draft must stop there too
         )
-        self.core.profile_id = self.profile.id
-        self.core.run_device = self._run_device()  # where a draft model runs too
-        self.core.run_allow_fallback = self.allow_fallback
-        self.core.max_length = self.defaults["max_total_length"]  # a draft must stop there too
         self._parsed: dict[Any, tuple[Any, Any]] = {}
 
     def _run_device(self) -> str | None:
@@ -306,19 +310,20 @@ class Seq2SeqModel:
         started = time.perf_counter()
         stamps: list[float] = []
         text_out = _Detokenizer(self.tokenizer)
+        watch = _StopWatch(stop)
         for token in strategy.decode(self.core, ids, parsed):
             stamps.append(time.perf_counter())
             ids_out.append(token)
             if not (streaming or stop):
                 continue
-            piece = text_out.add(token)
-            cut = _stop_at(text_out.text, stop)
-            if cut is not None:
-                piece = piece[: max(0, len(piece) - (len(text_out.text) - cut))]
+            piece, stopped = watch.cut(text_out.add(token))
             if piece:
                 yield piece
-            if cut is not None:
+            if stopped:
                 break
+        else:
+            if rest := watch.flush():
+                yield rest
         if not (streaming or stop):
             yield self.tokenizer.decode(ids_out, skip_special_tokens=True).lstrip()
         stats.update(_stats(started, stamps, strategy))
@@ -375,38 +380,83 @@ def _word_boundaries(tokenizer: Any) -> frozenset[int]:
 
 
 class _Detokenizer:
-    """Incremental decoding: each token re-decodes only a short window, not the whole text.
+    """Incremental decoding: one short decode per token, not the whole text.
 
-    Pieces are emitted once they decode cleanly (a partial UTF-8 character decodes to the
-    replacement character and is held back until the next token completes it).
+    Each token decodes the window from ``anchor`` on; the new text is what follows the
+    window's text before it (``base``). The window starts where an earlier piece was
+    emitted, so it starts on a whole character and with a token of context (SentencePiece
+    and byte-level decoders mark spaces on the token before a word). Once it holds more
+    than ``WINDOW`` tokens the anchor moves up to the last piece: one more decode then,
+    instead of one more per token. A partial UTF-8 character decodes to the replacement
+    character and is held back until the next token completes it.
     """
 
+    WINDOW = 16
+
     def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
+        self.decode = functools.partial(tokenizer.decode, skip_special_tokens=True)
         self.ids: list[int] = []
-        self.prefix = 0  # window start
+        self.anchor = 0  # window start
+        self.last = 0  # where the last emitted piece's tokens start
         self.read = 0  # tokens already turned into text
-        self.text = ""
+        self.base = ""  # the window's text up to ``read``
+        self.started = False  # some text was emitted
 
     def add(self, token: int) -> str:
         self.ids.append(token)
-        decode = self.tokenizer.decode
-        before = decode(self.ids[self.prefix : self.read], skip_special_tokens=True)
-        now = decode(self.ids[self.prefix :], skip_special_tokens=True)
-        if len(now) <= len(before) or now.endswith("\ufffd"):
+        now = self.decode(self.ids[self.anchor :])
+        if len(now) <= len(self.base) or now.endswith("\ufffd"):
             return ""
-        piece = now[len(before) :]
-        if not self.text:
+        piece = now[len(self.base) :]
+        if not self.started:
             piece = piece.lstrip()  # byte-level and Metaspace tokenizers mark a leading space
-        self.prefix, self.read = self.read, len(self.ids)
-        self.text += piece
+            self.started = bool(piece)
+        self.last, self.read, self.base = self.read, len(self.ids), now
+        if self.read - self.anchor > self.WINDOW:
+            self.anchor = self.last
+            self.base = self.decode(self.ids[self.anchor : self.read])
         return piece
 
 
-def _stop_at(text: str, stop: tuple[str, ...]) -> int | None:
-    """Index where the first stop string starts, or None."""
-    hits = [text.find(s) for s in stop if s and s in text]
-    return min(hits) if hits else None
+class _StopWatch:
+    """Cuts the text at the first stop string, as it streams.
+
+    Text that could be the beginning of a stop string is held back until the next piece
+    shows whether it is, so neither the stream nor the joined text ever holds part of a
+    stop string; each piece is searched with only the held characters before it (a rescan
+    of the whole text per token would make long outputs quadratic).
+    """
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops = tuple(s for s in stops if s)
+        self.held = ""  # the end of the text so far, where a stop string may be beginning
+
+    def cut(self, piece: str) -> tuple[str, bool]:
+        """The text to emit after ``piece`` arrives, and whether a stop string was found
+        (then the text ends where it begins)."""
+        if not self.stops:
+            return piece, False
+        window = self.held + piece
+        hits = [i for s in self.stops if (i := window.find(s)) >= 0]
+        if hits:
+            self.held = ""
+            return window[: min(hits)], True
+        keep = next(
+            (n for n in range(min(len(window), self._longest - 1), 0, -1)
+             if any(s.startswith(window[-n:]) for s in self.stops)),
+            0,
+        )  # fmt: skip
+        self.held = window[len(window) - keep :] if keep else ""
+        return window[: len(window) - keep], False
+
+    def flush(self) -> str:
+        """What is still held when generation ends without a stop string."""
+        held, self.held = self.held, ""
+        return held
+
+    @functools.cached_property
+    def _longest(self) -> int:
+        return max(len(s) for s in self.stops)
 
 
 def _stats(started: float, stamps: list[float], strategy: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ SPECIALS = {
     "marian": (["</s>", "<unk>", "<pad>"], "$A </s>"),
 }
 VOCAB = 99
+KINDS = ("t5", "t5v11", "bart", "marian")
 
 
 def train_tokenizer(kind: str, folder: Path) -> None:

@@ -1,0 +1,1 @@
+"""Builders and references shared by the tests (test modules never import each other)."""
