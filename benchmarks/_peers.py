@@ -323,6 +323,9 @@ class EdgertFp32Engine(Engine):
         return out
 
     def imports(self) -> None:
+        import onnxruntime  # noqa: F401  (what loading a bundle imports: counted as imports)
+        import tokenizers  # noqa: F401
+
         import edgert
 
         self.edgert = edgert
@@ -426,13 +429,19 @@ def serve(job_path: str) -> None:
     try:
         engine = ENGINES[job["engine"]]()
         t0 = time.perf_counter()
+        started_mib = rss_mib()
         engine.imports()
         t1 = time.perf_counter()
+        imported_mib = rss_mib()
         engine.load(Path(job["artifact"]), job["threads"])
         t2 = time.perf_counter()
+        loaded_mib, load_peak_mib = rss_mib(), peak_rss_mib()
         warm = engine.run(input_ids)  # first call allocates, caches kernels: not counted
         send({"ready": True, "import_s": t1 - t0, "load_s": t2 - t1,
-              "warmup_ms": warm.total_ms, "rss_after_load_mib": rss_mib()})  # fmt: skip
+              "warmup_ms": warm.total_ms, "rss_after_load_mib": rss_mib(),
+              "stages_mib": {"interpreter": started_mib, "imports": imported_mib - started_mib,
+                             "load": loaded_mib - imported_mib, "load_peak": load_peak_mib,
+                             "first_run": rss_mib() - loaded_mib}})  # fmt: skip
     except Exception:
         send({"error": traceback.format_exc()})
         return

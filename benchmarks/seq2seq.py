@@ -375,7 +375,7 @@ def run_all(names: list[str], threads: list[int], rounds: int, work: Path,
             row.update(
                 {
                     k: w.ready.get(k)
-                    for k in ("import_s", "load_s", "warmup_ms", "rss_after_load_mib")
+                    for k in ("import_s", "load_s", "warmup_ms", "rss_after_load_mib", "stages_mib")
                 }
             )
             row.update(stats.get(w.key, {}))
@@ -480,6 +480,19 @@ def report(results: dict[str, Any]) -> None:
     )
     for name, why in results["skipped"].items():
         print(f"  {name}: skipped ({why})")
+    print(
+        "\nwhere the memory goes (MiB of RSS, best thread count): the interpreter; the "
+        "engine's imports; loading (libraries it imports then, sessions, weights, tokenizer; "
+        "peak = high-water mark then); the first generation (arenas, caches); the peak"
+    )
+    print(f"  {'engine':<14} {'python':>7} {'imports':>8} {'load':>6} {'(peak)':>7} "
+          f"{'1st run':>8} {'peak':>6}")  # fmt: skip
+    for name, e in results["engines"].items():
+        r = e["by_threads"].get(str(e.get("best_threads")), {})
+        s = r.get("stages_mib")
+        if s:
+            print(f"  {name:<14} {s['interpreter']:>7.0f} {s['imports']:>8.0f} {s['load']:>6.0f} "
+                  f"{s['load_peak']:>7.0f} {s['first_run']:>8.0f} {r['peak_rss_mib']:>6.0f}")  # fmt: skip
     if results["ratios"]:
         print("\nedgert / peer at best thread counts (< 1: edgert faster / smaller)")
         print(f"  {'':<30} {'per-token':>9} {'TTFT':>7} {'RSS':>7}")

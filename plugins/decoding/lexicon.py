@@ -28,6 +28,7 @@ dictionary's order (without one, the lowest id: the earliest merge).
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
@@ -59,11 +60,14 @@ class Lexicon:
     """
 
     def __init__(
-        self, vocab: dict[str, int], dictionary: Sequence[str] = (), spell: Spell | None = None
+        self,
+        vocab: dict[str, int] | Callable[[], dict[str, int]],
+        dictionary: Sequence[str] = (),
+        spell: Spell | None = None,
     ) -> None:
         if dictionary and spell is None:
             raise ValueError("a dictionary needs ``spell`` to find its words' tokens")
-        self.vocab = vocab
+        self._vocab = vocab  # or how to get it: a large vocabulary is read on first use
         self.dictionary = tuple(dictionary)
         self.spell = spell
         self._known: dict[tuple[int, ...], tuple[int, ...] | None] = {}
@@ -80,7 +84,14 @@ class Lexicon:
             encoded = (tokenizer.encode(w, add_special_tokens=False) for w in words)
             return [[i for i, m in zip(e.ids, e.attention_mask, strict=True) if m] for e in encoded]
 
-        return cls(tokenizer.get_vocab(with_added_tokens=False), dictionary, spell)
+        return cls(
+            functools.partial(tokenizer.get_vocab, with_added_tokens=False), dictionary, spell
+        )
+
+    @cached_property
+    def vocab(self) -> dict[str, int]:
+        """Token -> id (read from the tokenizer when first needed: greedy never needs it)."""
+        return self._vocab() if callable(self._vocab) else self._vocab
 
     @cached_property
     def texts(self) -> dict[int, str]:

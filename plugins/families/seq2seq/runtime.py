@@ -7,7 +7,6 @@ created once, decoding by the registered decoder plugins through the step interf
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import statistics
 import time
@@ -335,12 +334,15 @@ class Seq2SeqModel:
 
 
 def _vocab_signature(tokenizer: Any) -> str:
-    """A hash of token -> id: drafts and targets must agree on it exactly."""
+    """A hash of id -> token: drafts and targets must agree on it exactly. Read id by id,
+    so no copy of the whole vocabulary is built at load (a 32k one is MBs in Python)."""
     import hashlib
-    import json
 
-    vocab = json.dumps(sorted(tokenizer.get_vocab(with_added_tokens=True).items()))
-    return hashlib.sha256(vocab.encode()).hexdigest()
+    digest = hashlib.sha256()
+    for i in range(tokenizer.get_vocab_size(with_added_tokens=True)):
+        token = tokenizer.id_to_token(i)
+        digest.update(b"\x00" if token is None else f"{len(token)}:{token}".encode())
+    return digest.hexdigest()
 
 
 def _dictionary(bundle: Bundle) -> tuple[str, ...]:
@@ -371,50 +373,34 @@ def _word_boundaries(tokenizer: Any) -> frozenset[int]:
 
     Input-guided decoding uses them to resume copying after a corrected word.
     """
-    vocab = tokenizer.get_vocab(with_added_tokens=True)
+    tokens = (
+        (i, tokenizer.id_to_token(i))
+        for i in range(tokenizer.get_vocab_size(with_added_tokens=True))
+    )
     return frozenset(
-        i
-        for token, i in vocab.items()
-        if token and (token[0] in SPACE_MARKS or not token[0].isalnum())
+        i for i, token in tokens if token and (token[0] in SPACE_MARKS or not token[0].isalnum())
     )
 
 
 class _Detokenizer:
-    """Incremental decoding: one short decode per token, not the whole text.
-
-    Each token decodes the window from ``anchor`` on; the new text is what follows the
-    window's text before it (``base``). The window starts where an earlier piece was
-    emitted, so it starts on a whole character and with a token of context (SentencePiece
-    and byte-level decoders mark spaces on the token before a word). Once it holds more
-    than ``WINDOW`` tokens the anchor moves up to the last piece: one more decode then,
-    instead of one more per token. A partial UTF-8 character decodes to the replacement
-    character and is held back until the next token completes it.
+    """Incremental decoding, by ``tokenizers``' own ``DecodeStream``: one short decode per
+    token in Rust (it keeps the few tokens of context a word's leading space needs, and
+    holds back a partial UTF-8 character until the token that completes it).
+    Measured by ``benchmarks/hot_loop.py``.
     """
 
-    WINDOW = 16
-
     def __init__(self, tokenizer: Any) -> None:
-        self.decode = functools.partial(tokenizer.decode, skip_special_tokens=True)
-        self.ids: list[int] = []
-        self.anchor = 0  # window start
-        self.last = 0  # where the last emitted piece's tokens start
-        self.read = 0  # tokens already turned into text
-        self.base = ""  # the window's text up to ``read``
+        from tokenizers.decoders import DecodeStream
+
+        self.tokenizer = tokenizer
+        self.step = DecodeStream(skip_special_tokens=True).step
         self.started = False  # some text was emitted
 
     def add(self, token: int) -> str:
-        self.ids.append(token)
-        now = self.decode(self.ids[self.anchor :])
-        if len(now) <= len(self.base) or now.endswith("\ufffd"):
-            return ""
-        piece = now[len(self.base) :]
+        piece = self.step(self.tokenizer, token) or ""
         if not self.started:
             piece = piece.lstrip()  # byte-level and Metaspace tokenizers mark a leading space
             self.started = bool(piece)
-        self.last, self.read, self.base = self.read, len(self.ids), now
-        if self.read - self.anchor > self.WINDOW:
-            self.anchor = self.last
-            self.base = self.decode(self.ids[self.anchor : self.read])
         return piece
 
 
@@ -441,22 +427,20 @@ class _StopWatch:
         if hits:
             self.held = ""
             return window[: min(hits)], True
-        keep = next(
-            (n for n in range(min(len(window), self._longest - 1), 0, -1)
-             if any(s.startswith(window[-n:]) for s in self.stops)),
-            0,
-        )  # fmt: skip
-        self.held = window[len(window) - keep :] if keep else ""
-        return window[: len(window) - keep], False
+        start = len(window)  # where the held text begins: the earliest possible stop start
+        for s in self.stops:
+            i = window.find(s[0], max(0, len(window) - len(s) + 1))
+            while 0 <= i < start and not s.startswith(window[i:]):
+                i = window.find(s[0], i + 1)
+            if 0 <= i < start:
+                start = i
+        self.held = window[start:]
+        return window[:start], False
 
     def flush(self) -> str:
         """What is still held when generation ends without a stop string."""
         held, self.held = self.held, ""
         return held
-
-    @functools.cached_property
-    def _longest(self) -> int:
-        return max(len(s) for s in self.stops)
 
 
 def _stats(started: float, stamps: list[float], strategy: Any) -> dict[str, Any]:
