@@ -70,7 +70,7 @@ class RunRequest:
     text: str | None = None
     input_path: str | None = None
     top_k: int = 3
-    decoder: str = "greedy"
+    decoder: str | None = None  # None: the bundle's default
     options: Mapping[str, Any] = field(default_factory=dict)  # decoder options
     stop: tuple[str, ...] = ()
     truncate: bool = False

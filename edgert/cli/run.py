@@ -26,7 +26,9 @@ RESERVED = {"decoder": "--decoder", "stop": "--stop", "truncate": "--truncate",
 @click.option("--input", "-i", "input_path", type=click.Path(path_type=Path),
               help="Classifiers: an .npy/.npz batch or an image file.")  # fmt: skip
 @click.option("--top-k", default=3, show_default=True, help="Classifiers: classes per input.")
-@click.option("--decoder", default="greedy", show_default=True, help="Text: decoding plugin.")
+@click.option("--decoder", default=None,
+              help="Text: decoding plugin [default: the checkpoint's own: beam when its "
+              "generation config keeps several beams, else greedy].")  # fmt: skip
 @click.option("--max-new-tokens", type=int, help="Text: cap on generated tokens.")
 @click.option("--num-beams", type=int, help="Text: beams (with --decoder beam).")
 @click.option("--temperature", type=float, help="Text: sampling temperature.")

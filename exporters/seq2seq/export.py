@@ -10,6 +10,7 @@ PyTorch model before the bundle is renamed into place.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from edgert.export import (
 from edgert.exporters.seq2seq import t5 as seq2seq_t5
 from edgert.exporters.seq2seq.calibrate import calibration_traces
 from edgert.exporters.seq2seq.graphs import export_graphs, layout
+from edgert.exporters.seq2seq.sentencepiece import is_marian_folder, marian_tokenizers
 from edgert.exporters.seq2seq.static import (
     check_supported,
     export_static_graphs,
@@ -75,23 +77,74 @@ def load_model(source: str, revision: str | None = None) -> Any:
     return model.eval()
 
 
-def load_tokenizer_json(source: str, revision: str | None = None) -> str:
-    """``tokenizer.json`` text: from the folder, or converted from a fast tokenizer."""
+@dataclasses.dataclass(frozen=True)
+class TokenizerFiles:
+    """What a bundle stores to tokenize: ``tokenizer.json`` (encodes; also decodes unless
+    ``target`` is given) and, for checkpoints whose tokenizer has rules no ``tokenizers``
+    tokenizer has (Marian), the decoding tokenizer, the vocabulary and the rules."""
+
+    source: str
+    target: str | None = None
+    vocabulary: dict[str, int] | None = None
+    rules: dict[str, Any] | None = None
+
+
+def load_tokenizers(source: str, revision: str | None, vocab_size: int) -> TokenizerFiles:
+    """The bundle's tokenizers: the folder's ``tokenizer.json``; else, for a Marian folder
+    (SentencePiece models and ``vocab.json``), two built from them; else the fast
+    tokenizer transformers converts from the checkpoint's slow one (T5's ``spiece.model``)."""
     local = Path(source) / "tokenizer.json"
     if local.is_file():
-        return local.read_text(encoding="utf-8")
+        return TokenizerFiles(local.read_text(encoding="utf-8"))
+    folder = marian_folder(source, revision)
+    if folder is not None:
+        encode, decode, vocabulary = marian_tokenizers(folder, vocab_size)
+        rules = {"language_code_prefix": True, "vocabulary": "source_vocab.json",
+                 "unk_id": vocabulary["<unk>"], "strip": True}  # fmt: skip
+        return TokenizerFiles(encode, decode, vocabulary, rules)
     from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, use_fast=True)
     except Exception as exc:
-        raise ExportError(f"cannot load the tokenizer of {source!r}: {exc}") from exc
+        raise ExportError(
+            f"cannot load the tokenizer of {source!r}: {type(exc).__name__}: {exc}",
+            hint="the folder needs tokenizer.json, or SentencePiece files (spiece.model; "
+            "Marian: source.spm, target.spm and vocab.json) with sentencepiece installed",
+        ) from exc
     if not getattr(tokenizer, "is_fast", False):
         raise ExportError(
-            f"the tokenizer of {source!r} has no fast (tokenizers) version",
-            hint="add a tokenizer.json to the model folder (the runtime uses `tokenizers` only)",
+            f"the tokenizer of {source!r} ({type(tokenizer).__name__}) has no fast "
+            "(tokenizers) version and edgert cannot build one from its files",
+            hint="add a tokenizer.json made with the tokenizers library to the model folder",
         )
-    return tokenizer.backend_tokenizer.to_str()
+    rules: dict[str, Any] = {}
+    if str(getattr(tokenizer, "vocab_file", "") or "").endswith(".model"):  # SentencePiece
+        rules["strip"] = True
+        if type(tokenizer).__name__.startswith(("T5", "MT5")):
+            rules["eos_once"] = tokenizer.eos_token_id
+    return TokenizerFiles(tokenizer.backend_tokenizer.to_str(), rules=rules or None)
+
+
+def marian_folder(source: str, revision: str | None) -> Path | None:
+    """A local folder with the Marian tokenizer files of ``source`` (a folder, or a hub id
+    whose files are fetched into the hub cache), or None when it has none."""
+    folder = Path(source)
+    if folder.is_dir():
+        return folder if is_marian_folder(folder) else None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        paths = [hf_hub_download(source, name, revision=revision)
+                 for name in ("source.spm", "vocab.json")]  # fmt: skip
+    except Exception:  # not a Marian repository (or no network): the generic path reports
+        return None
+    for name in ("target.spm", "tokenizer_config.json"):
+        try:
+            hf_hub_download(source, name, revision=revision)
+        except Exception:
+            continue
+    return Path(paths[0]).parent
 
 
 def lengths(model: Any, profile: DeviceProfile) -> tuple[int, int]:
@@ -110,7 +163,9 @@ def lengths(model: Any, profile: DeviceProfile) -> tuple[int, int]:
 
 
 def generation_defaults(model: Any, profile: DeviceProfile) -> dict[str, Any]:
-    """Token ids and limits generation needs, from the model's generation config."""
+    """Token ids, limits and decoding defaults, as ``model.generate()`` would use them
+    without arguments (``generation_config.json``, else the legacy ``config.json`` fields,
+    else transformers' defaults), within what the profile's buffers hold."""
     config, gen = model.config, model.generation_config
     max_input, max_total = lengths(model, profile)
     eos = gen.eos_token_id if gen.eos_token_id is not None else config.eos_token_id
@@ -125,16 +180,131 @@ def generation_defaults(model: Any, profile: DeviceProfile) -> dict[str, Any]:
         "forced_bos_token_id": gen.forced_bos_token_id,
         "forced_eos_token_id": gen.forced_eos_token_id,
         "suppress_token_ids": suppress,
-        # max_length counts the decoder start token; max_new_tokens wins when set.
-        "max_new_tokens": min(gen.max_new_tokens or (gen.max_length or 21) - 1, max_total - 1),
+        "max_new_tokens": min(_new_tokens(gen, config), max_total - 1),
+        "min_new_tokens": gen.min_new_tokens or max(0, (gen.min_length or 0) - 1),
         "max_input_length": max_input,
         "max_total_length": max_total,
+        "do_sample": bool(gen.do_sample),
         "num_beams": gen.num_beams or 1,
         "length_penalty": gen.length_penalty,
         "early_stopping": gen.early_stopping,
         "no_repeat_ngram_size": gen.no_repeat_ngram_size or 0,
         "repetition_penalty": gen.repetition_penalty or 1.0,
     }
+
+
+def _new_tokens(gen: Any, config: Any) -> int:
+    """New tokens ``generate()`` makes without arguments: ``max_new_tokens`` when set;
+    else ``max_length`` counts the decoder start token, except that transformers' own
+    default of 20 means 20 new tokens (within the position table)."""
+    if gen.max_new_tokens:
+        return int(gen.max_new_tokens)
+    length = gen.max_length if gen.max_length is not None else 20
+    if length == 20:
+        table = getattr(config, "max_position_embeddings", None)
+        return min(21, int(table)) - 1 if table else 20
+    return max(1, int(length) - 1)
+
+
+# Where each default comes from: the keys of ``generation_defaults`` -> GenerationConfig's.
+_SOURCE_KEYS = {
+    "decoder_start_token_id": ("decoder_start_token_id",), "eos_token_ids": ("eos_token_id",),
+    "pad_token_id": ("pad_token_id",), "forced_bos_token_id": ("forced_bos_token_id",),
+    "forced_eos_token_id": ("forced_eos_token_id",), "suppress_token_ids": ("bad_words_ids",),
+    "max_new_tokens": ("max_new_tokens", "max_length"),
+    "min_new_tokens": ("min_new_tokens", "min_length"), "do_sample": ("do_sample",),
+    "num_beams": ("num_beams",), "length_penalty": ("length_penalty",),
+    "early_stopping": ("early_stopping",), "no_repeat_ngram_size": ("no_repeat_ngram_size",),
+    "repetition_penalty": ("repetition_penalty",),
+}  # fmt: skip
+
+
+def generation_sources(
+    model: Any, defaults: dict[str, Any], source: str, revision: str | None
+) -> dict[str, str]:
+    """For each default: ``generation_config.json (key)``, ``config.json (key)`` (legacy
+    fields, read when the folder has no generation config), ``transformers default``, or
+    ``profile`` where the profile's buffers cap it."""
+    files = {name: _json_keys(source, revision, name)
+             for name in ("generation_config.json", "config.json")}  # fmt: skip
+    origin = (
+        "generation_config.json" if files["generation_config.json"] is not None else "config.json"
+    )
+    given = files[origin] or set()
+    sources = {}
+    for key, names in _SOURCE_KEYS.items():
+        found = next((n for n in names if n in given), None)
+        sources[key] = f"{origin} ({found})" if found else "transformers default"
+    if defaults["max_new_tokens"] < _new_tokens(model.generation_config, model.config):
+        sources["max_new_tokens"] = "profile (max_total_length)"
+    sources["max_input_length"] = sources["max_total_length"] = "profile"
+    return sources
+
+
+def _json_keys(source: str, revision: str | None, name: str) -> set[str] | None:
+    """The top-level keys of the checkpoint's ``name`` (a local file or the hub's), or None."""
+    path = Path(source) / name
+    if not path.is_file() and not Path(source).is_dir():
+        try:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(source, name, revision=revision))
+        except Exception:
+            return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return set(data) if isinstance(data, dict) else None
+
+
+def check_generation_config(source: str) -> None:
+    """A local ``generation_config.json`` whose keys transformers does not know, or whose
+    values have the wrong type, is refused naming the key (transformers would keep an
+    unknown key silently, and a misspelt ``num_beam`` would change nothing)."""
+    path = Path(source) / "generation_config.json"
+    if not path.is_file():
+        return
+    from transformers import GenerationConfig
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ExportError(
+            f"cannot read {path}: {exc}", hint="fix the JSON or remove the file"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ExportError(f"{path} is not a JSON object", hint="fix it or remove the file")
+    known = vars(GenerationConfig())
+    extra = {"transformers_version", "_from_model_config", "_commit_hash"}
+    unknown = sorted(k for k in data if k not in known and k not in extra)
+    if unknown:
+        raise ExportError(
+            f"{path} has keys transformers' GenerationConfig does not know: {', '.join(unknown)}",
+            hint="fix their spelling or remove them (valid keys include "
+            "num_beams, max_new_tokens, max_length, no_repeat_ngram_size, bad_words_ids)",
+        )
+    for key, value in data.items():
+        default = known.get(key)
+        expected = _TYPES.get(key)
+        wrong_bool = isinstance(value, bool) and bool not in (expected or (bool,))
+        if expected and value is not None and (wrong_bool or not isinstance(value, expected)):
+            raise ExportError(
+                f"{path}: {key} is {value!r} ({type(value).__name__}); expected "
+                f"{' or '.join(t.__name__ for t in expected)}",
+                hint=f"set it to a valid value (transformers' default: {default!r}) or remove it",
+            )
+
+
+_INT, _NUM = (int,), (int, float)
+_TYPES: dict[str, tuple[type, ...]] = {
+    "num_beams": _INT, "max_new_tokens": _INT, "max_length": _INT, "min_length": _INT,
+    "min_new_tokens": _INT, "no_repeat_ngram_size": _INT, "decoder_start_token_id": _INT,
+    "forced_bos_token_id": _INT, "forced_eos_token_id": _INT, "pad_token_id": _INT,
+    "eos_token_id": (int, list), "bad_words_ids": (list,), "length_penalty": _NUM,
+    "repetition_penalty": _NUM, "do_sample": (bool,), "early_stopping": (bool, str),
+    "num_beam_groups": _INT, "temperature": _NUM, "top_k": _INT, "top_p": _NUM,
+}  # fmt: skip
 
 
 def embedding_tables(model: Any) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, float]]]:
@@ -191,10 +361,12 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
     """Export a seq2seq model for ``profile``; returns the verified bundle."""
     check_steps(profile)
     check_output(options.out, options.force)
+    check_generation_config(options.source)
     model = load_model(options.source, options.revision)
-    tokenizer_json = load_tokenizer_json(options.source, options.revision)
+    tokenizers = load_tokenizers(options.source, options.revision, model.config.vocab_size)
+    tokenizer_json = tokenizers.source
     options = _texts_from_folder(options)
-    spelt = check_dictionary(options.dictionary, tokenizer_json)
+    spelt = check_dictionary(options.dictionary, tokenizers.target or tokenizer_json)
     defaults = generation_defaults(model, profile)
     static = _static_settings(model, profile)
     lean = not static and model.config.model_type in seq2seq_t5.T5_TYPES
@@ -225,6 +397,12 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
         for name, weights in tables.items():
             save_table(weights, staging / f"{name}.npy", precision)
         (staging / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+        if tokenizers.target is not None:
+            (staging / "target_tokenizer.json").write_text(tokenizers.target, encoding="utf-8")
+        if tokenizers.vocabulary is not None:
+            (staging / "source_vocab.json").write_text(
+                json.dumps(tokenizers.vocabulary, ensure_ascii=False), encoding="utf-8"
+            )
         if options.dictionary:
             (staging / DICTIONARY).write_text("\n".join(options.dictionary) + "\n", "utf-8")
         if static:
@@ -232,6 +410,10 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
         for role, vector in (bias or {}).items():
             np.save(staging / f"{role}_position_bias.npy", vector)
         part = _manifest(options, model, defaults, roles, static, bias)
+        if tokenizers.target is not None:
+            part["target_tokenizer"] = "target_tokenizer.json"
+        if tokenizers.rules:
+            part["text_rules"] = tokenizers.rules
         if options.dictionary:
             part["dictionary_words"] = {"listed": len(options.dictionary), "spelt": spelt}
         return part
@@ -317,6 +499,7 @@ def _manifest(
         "tokenizer": "tokenizer.json",
         "dictionary": DICTIONARY if options.dictionary else None,
         "generation": defaults,
+        "generation_sources": generation_sources(model, defaults, options.source, options.revision),
         "model_type": model.config.model_type,
         "static": (
             {k: v for k, v in static.items() if k != "bias"} | {"bias": "self_bias.npy"}

@@ -144,6 +144,12 @@ def print_stats(report: dict, info: Any) -> None:
         hit = "cache hit" if report["memory_cache_hit"] else "encoded"
         lines.append(f"context {report['context_tokens']} tokens ({hit}, "
                      f"{report['memory_ms']:.1f} ms)")  # fmt: skip
+    if report.get("overridden"):
+        changes = ", ".join(f"{name} {c['given']!r} (bundle default {c['bundle']!r})"
+                            for name, c in report["overridden"].items())  # fmt: skip
+        lines.append(f"overriding the checkpoint's defaults: {changes}")
+    elif "decoder" in report:
+        lines.append(f"decoder {report['decoder']} (the checkpoint's defaults)")
     for key in STAT_KEYS:
         if key in report:
             value = report[key]

@@ -23,6 +23,7 @@ from edgert.plugins.decoding.lexicon import SPACE_MARKS, Lexicon
 from edgert.plugins.families.seq2seq.core import Layout, PositionBias, Seq2SeqCore
 from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable
 from edgert.plugins.families.seq2seq.static_core import StaticSeq2SeqCore
+from edgert.plugins.families.seq2seq.text_rules import TextRules
 from edgert.providers import LOOSEST_DRIFT, create_session
 from edgert.schema import build
 
@@ -53,6 +54,7 @@ _DEFAULT_OPTIONS = {
     "forced_bos_token_id": "forced_first_id",
     "forced_eos_token_id": "forced_last_id",
     "max_new_tokens": "max_new_tokens",
+    "min_new_tokens": "min_new_tokens",
     "no_repeat_ngram_size": "no_repeat_ngram_size",
     "repetition_penalty": "repetition_penalty",
     "num_beams": "num_beams",
@@ -172,14 +174,25 @@ class Seq2SeqModel:
             setattr(self, attribute, info)
 
     def describe_core(self) -> None:
-        """The core's ``ModelInfo``, all decoders may know of it: the tokenizer's signature,
-        word boundaries and lexicon, how far verified logits may move, the profile id for
-        messages, where it was told to run, and the decoder positions it holds."""
+        """The text side (the tokenizer that decodes, when the bundle has its own for
+        that, and the tokenizer rules it names), and the core's ``ModelInfo``, all decoders
+        may know of it: the output vocabulary's signature, word boundaries and lexicon, how
+        far verified logits may move, the profile id for messages, where it was told to
+        run, and the decoder positions it holds."""
+        from tokenizers import Tokenizer
+
+        manifest = self.bundle.manifest
+        target = manifest.get("target_tokenizer")
+        self.output_tokenizer = (
+            Tokenizer.from_file(str(self.bundle.file(target))) if target else self.tokenizer
+        )
+        self.text_rules = TextRules.from_manifest(manifest, self._read_json)
+        words = self.output_tokenizer
         self.core.info = dataclasses.replace(
             self.core.info,
-            vocab_signature=_vocab_signature(self.tokenizer),
-            word_boundaries=_word_boundaries(self.tokenizer),
-            lexicon=Lexicon.from_tokenizer(self.tokenizer, _dictionary(self.bundle)),
+            vocab_signature=_vocab_signature(words),
+            word_boundaries=_word_boundaries(words),
+            lexicon=Lexicon.from_tokenizer(words, _dictionary(self.bundle)),
             verify_tolerance=verify_bound(
                 self.bundle.manifest["precision"], self.session_info, self.catalog
             ),
@@ -189,6 +202,15 @@ class Seq2SeqModel:
             max_length=self.defaults["max_total_length"],  # a draft must stop there too
         )
         self._parsed: dict[Any, tuple[Any, Any]] = {}
+
+    def _read_json(self, name: str) -> Any:
+        import json
+
+        try:
+            return json.loads(self.bundle.file(name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleError(f"cannot read {name} in {self.bundle.path}: {exc}",
+                              hint="re-export the bundle") from exc  # fmt: skip
 
     def _run_device(self) -> str | None:
         """The ``.toml`` of the profile this model was told to run with (``--device``),
@@ -206,9 +228,12 @@ class Seq2SeqModel:
     # --- public API -------------------------------------------------------------------
     def generate(
         self, text: str | None = None, *, input_ids: list[int] | None = None,
-        decoder: str = "greedy", truncate: bool = False, stop: tuple[str, ...] = (), **options: Any,
+        decoder: str | None = None, truncate: bool = False, stop: tuple[str, ...] = (),
+        **options: Any,
     ) -> Generation:  # fmt: skip
-        """Generate a whole answer. Options are the decoder's (``max_new_tokens``, ...)."""
+        """Generate a whole answer. Options are the decoder's (``max_new_tokens``, ...);
+        ``decoder`` and every option default to the checkpoint's generation defaults (see
+        ``default_decoder``), and ``stats["overridden"]`` lists what the call changed."""
         ids: list[int] = []
         stats: dict[str, Any] = {}
         pieces = self._run(
@@ -219,18 +244,43 @@ class Seq2SeqModel:
 
     def stream(
         self, text: str | None = None, *, input_ids: list[int] | None = None,
-        decoder: str = "greedy", truncate: bool = False, stop: tuple[str, ...] = (),
+        decoder: str | None = None, truncate: bool = False, stop: tuple[str, ...] = (),
         stats: dict[str, Any] | None = None, **options: Any,
     ) -> Iterator[str]:  # fmt: skip
         """Yield the answer's text as it is decoded (``stats`` receives the statistics)."""
         report = {} if stats is None else stats
         yield from self._run(text, input_ids, decoder, truncate, stop, options, [], report)
 
+    @property
+    def default_decoder(self) -> str:
+        """What ``generate()`` of the source checkpoint does without arguments: sampling
+        when its generation defaults sample, beam search when they keep several beams,
+        else greedy."""
+        if self.defaults.get("do_sample"):
+            return "sampling"
+        return "beam" if (self.defaults.get("num_beams") or 1) > 1 else "greedy"
+
+    def overridden(self, decoder: str | None, options: dict[str, Any]) -> dict[str, Any]:
+        """The bundle's defaults that a call's arguments change: name -> bundle, given."""
+        changed: dict[str, Any] = {}
+        if decoder is not None and decoder != self.default_decoder:
+            changed["decoder"] = {"bundle": self.default_decoder, "given": decoder}
+        names = {name: key for key, name in _DEFAULT_OPTIONS.items()}
+        for name, value in options.items():
+            key = names.get(name)
+            if key is not None and self.defaults.get(key) is not None:
+                default = self.defaults[key]
+                if (list(default) if isinstance(default, tuple | list) else default) != (
+                    list(value) if isinstance(value, tuple | list) else value
+                ):
+                    changed[name] = {"bundle": default, "given": value}
+        return changed
+
     def encode_text(self, text: str, *, truncate: bool = False) -> list[int]:
         """Token ids of ``text``, checked against the profile's maximum input length."""
         if not isinstance(text, str) or not text.strip():
             raise InputError("the input text is empty", hint="pass the text to process")
-        ids = self.tokenizer.encode(text).ids
+        ids = self.text_rules.encode(self.tokenizer, text)
         return self._check_length(ids, truncate)
 
     # --- internals ----------------------------------------------------------------------
@@ -303,12 +353,13 @@ class Seq2SeqModel:
             if text is not None
             else self._check_length(list(input_ids), truncate)
         )
-        strategy, parsed = self.decoder_options(decoder, options)
+        overridden = self.overridden(decoder, options)
+        strategy, parsed = self.decoder_options(decoder or self.default_decoder, options)
         if isinstance(stop, str):
             stop = (stop,)
         started = time.perf_counter()
         stamps: list[float] = []
-        text_out = _Detokenizer(self.tokenizer)
+        text_out = _Detokenizer(self.output_tokenizer)
         watch = _StopWatch(stop)
         for token in strategy.decode(self.core, ids, parsed):
             stamps.append(time.perf_counter())
@@ -324,8 +375,11 @@ class Seq2SeqModel:
             if rest := watch.flush():
                 yield rest
         if not (streaming or stop):
-            yield self.tokenizer.decode(ids_out, skip_special_tokens=True).lstrip()
+            text = self.output_tokenizer.decode(ids_out, skip_special_tokens=True)
+            yield text.strip() if self.text_rules.strip else text.lstrip()
         stats.update(_stats(started, stamps, strategy))
+        stats["decoder"] = decoder or self.default_decoder
+        stats["overridden"] = overridden
 
     def __repr__(self) -> str:
         return (
