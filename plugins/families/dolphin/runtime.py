@@ -88,8 +88,12 @@ class DolphinModel(Seq2SeqModel):
     # --- public API -------------------------------------------------------------------
     def generate(self, question: str | None = None, *, context: str, **kwargs: Any) -> Generation:
         """Answer ``question`` about ``context``; options are the decoder's."""
-        memory_stats = self._prepare(context, kwargs)
-        result = super().generate(question, **kwargs)
+        with self.exclusive():  # the memory and the answer, one call at a time
+            memory_stats = self._prepare(context, kwargs)
+            result = self._generate(
+                question, kwargs.pop("input_ids", None), kwargs.pop("decoder", None),
+                kwargs.pop("truncate", False), kwargs.pop("stop", ()), kwargs,
+            )  # fmt: skip
         result.stats.update(memory_stats)
         return result
 
@@ -99,8 +103,12 @@ class DolphinModel(Seq2SeqModel):
     ) -> Iterator[str]:  # fmt: skip
         """Yield the answer as it is decoded (``stats`` receives the statistics)."""
         report = {} if stats is None else stats
-        memory_stats = self._prepare(context, kwargs)
-        yield from super().stream(question, stats=report, **kwargs)
+        with self.exclusive():
+            memory_stats = self._prepare(context, kwargs)
+            yield from self._run(
+                question, kwargs.pop("input_ids", None), kwargs.pop("decoder", None),
+                kwargs.pop("truncate", False), kwargs.pop("stop", ()), kwargs, [], report,
+            )  # fmt: skip
         report.update(memory_stats)
 
     def memory(

@@ -6,9 +6,11 @@ created once, decoding by the registered decoder plugins through the step interf
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -202,6 +204,7 @@ class Seq2SeqModel:
             max_length=self.defaults["max_total_length"],  # a draft must stop there too
         )
         self._parsed: dict[Any, tuple[Any, Any]] = {}
+        self._lock, self._owner = threading.Lock(), None  # see ``exclusive``
 
     def _read_json(self, name: str) -> Any:
         import json
@@ -234,13 +237,8 @@ class Seq2SeqModel:
         """Generate a whole answer. Options are the decoder's (``max_new_tokens``, ...);
         ``decoder`` and every option default to the checkpoint's generation defaults (see
         ``default_decoder``), and ``stats["overridden"]`` lists what the call changed."""
-        ids: list[int] = []
-        stats: dict[str, Any] = {}
-        pieces = self._run(
-            text, input_ids, decoder, truncate, stop, options, ids, stats, streaming=False
-        )
-        text_out = "".join(pieces)
-        return Generation(text_out, tuple(ids), stats)
+        with self.exclusive():
+            return self._generate(text, input_ids, decoder, truncate, stop, options)
 
     def stream(
         self, text: str | None = None, *, input_ids: list[int] | None = None,
@@ -249,7 +247,42 @@ class Seq2SeqModel:
     ) -> Iterator[str]:  # fmt: skip
         """Yield the answer's text as it is decoded (``stats`` receives the statistics)."""
         report = {} if stats is None else stats
-        yield from self._run(text, input_ids, decoder, truncate, stop, options, [], report)
+        with self.exclusive():
+            yield from self._run(text, input_ids, decoder, truncate, stop, options, [], report)
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One generation at a time: the core holds one generation's caches, so calls from
+        several threads queue here (each gets exactly its own answer). A second generation
+        started on the thread whose stream is still open would wait for itself: refused.
+
+        A plain lock, not a re-entrant one: a web server may iterate one stream from
+        several worker threads, and releasing must work from whichever ends it."""
+        me = threading.get_ident()
+        if self._owner == me:
+            raise InputError(
+                "this model is already generating on this thread: a stream of it is still open",
+                hint="iterate the first stream to its end (or call .close() on it) before "
+                "starting another on the same model, or load the bundle a second time",
+            )
+        with self._lock:
+            self._owner = me
+            try:
+                yield
+            finally:
+                self._owner = None
+
+    def _generate(
+        self, text: str | None, input_ids: list[int] | None, decoder: str | None,
+        truncate: bool, stop: tuple[str, ...], options: dict[str, Any],
+    ) -> Generation:  # fmt: skip
+        ids: list[int] = []
+        stats: dict[str, Any] = {}
+        pieces = self._run(
+            text, input_ids, decoder, truncate, stop, options, ids, stats, streaming=False
+        )
+        text_out = "".join(pieces)
+        return Generation(text_out, tuple(ids), stats)
 
     @property
     def default_decoder(self) -> str:
