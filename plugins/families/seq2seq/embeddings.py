@@ -5,25 +5,54 @@ stores it once instead of twice and lets it be quantized like the weights. A loo
 few rows per decoder step, so int8 rows are dequantized on the fly at no measurable cost.
 
 Files: ``<name>.npy`` (float32, float16 or int8 rows) and, for int8, ``<name>.scale.npy``
-(one float32 scale per row, symmetric). Loaded with ``mmap_mode="r"``: only rows that are
-looked up are read, which keeps resident memory low.
+(one float32 scale per row, symmetric). Rows are read from the file as they are looked up
+(``os.preadv`` at each row's offset), so only those rows take memory. A memory map would
+not do that: with the file in the page cache the kernel maps neighbouring pages on each
+fault, and looking up 128 rows of a T5-small table made all 16 MB of it resident
+(``benchmarks/seq2seq.py``'s memory table). Where ``os.preadv`` is missing (Windows) the
+table is memory-mapped.
 """
 
 from __future__ import annotations
 
+import os
+import weakref
 from pathlib import Path
 
 import numpy as np
+
+from edgert.errors import BundleError
 
 
 class EmbeddingTable:
     """Rows of token embeddings, dequantized on lookup when stored as int8."""
 
     def __init__(self, path: Path, multiplier: float = 1.0) -> None:
-        # A plain ndarray view of the mapping: still only touched rows are read, but each
-        # lookup skips np.memmap's Python-level __getitem__/__array_finalize__ (it runs on
-        # every decoder step, where a tiny model's whole call costs ~0.3 ms).
-        self.table = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
+        with open(path, "rb") as handle:
+            try:
+                version = np.lib.format.read_magic(handle)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)  # fmt: skip
+                shape, fortran, dtype = read(handle)
+            except ValueError as exc:
+                raise BundleError(f"{path.name} is not a .npy table: {exc}",
+                                  hint="re-export the bundle") from exc  # fmt: skip
+            self.offset = handle.tell()
+        if fortran or len(shape) != 2 or np.dtype(dtype).hasobject:
+            raise BundleError(f"{path.name} is not a 2-D table of numbers ({shape}, {dtype})",
+                              hint="re-export the bundle")  # fmt: skip
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.row_bytes = self.shape[1] * self.dtype.itemsize
+        if path.stat().st_size < self.offset + self.shape[0] * self.row_bytes:
+            raise BundleError(f"{path.name} is shorter than its {self.shape} table",
+                              hint="re-export the bundle")  # fmt: skip
+        if hasattr(os, "preadv"):
+            self.fd = os.open(path, os.O_RDONLY)
+            weakref.finalize(self, os.close, self.fd)
+            self.mapped = None
+        else:  # A plain ndarray view skips np.memmap's per-lookup Python overhead.
+            self.fd = -1
+            self.mapped = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
         scale = path.with_suffix(".scale.npy")
         self.scale = np.load(scale, allow_pickle=False) if scale.exists() else None
         self.multiplier = np.float32(multiplier)  # e.g. sqrt(d_model) for Marian's encoder
@@ -31,11 +60,27 @@ class EmbeddingTable:
     @property
     def dim(self) -> int:
         """Embedding width."""
-        return int(self.table.shape[1])
+        return int(self.shape[1])
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """The stored rows of ``ids`` (any shape), as stored (int8, float16 or float32)."""
+        if self.mapped is not None:
+            return self.mapped[ids]
+        ids = np.asarray(ids)
+        flat = ids.reshape(-1)
+        if flat.size and (flat.min() < 0 or flat.max() >= self.shape[0]):
+            raise IndexError(f"token id out of range 0..{self.shape[0] - 1}")
+        out = np.empty((flat.size, self.shape[1]), self.dtype)
+        fd, offset, size = self.fd, self.offset, self.row_bytes
+        for row, token in zip(out, flat.tolist(), strict=True):
+            if os.preadv(fd, [row], offset + token * size) != size:
+                raise BundleError("an embedding table was truncated while in use",
+                                  hint="re-export the bundle")  # fmt: skip
+        return out.reshape(*ids.shape, self.shape[1])
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:
         """float32 embeddings for an int array of token ids (any shape)."""
-        rows = np.asarray(self.table[ids], dtype=np.float32)
+        rows = np.asarray(self.rows(ids), dtype=np.float32)
         if self.scale is not None:
             rows *= self.scale[ids][..., None]
         if self.multiplier != 1:

@@ -205,6 +205,7 @@ class Seq2SeqModel:
         )
         self._parsed: dict[Any, tuple[Any, Any]] = {}
         self._lock, self._owner = threading.Lock(), None  # see ``exclusive``
+        _return_freed_heap()
 
     def _read_json(self, name: str) -> Any:
         import json
@@ -418,6 +419,22 @@ class Seq2SeqModel:
         return (
             f"Seq2SeqModel({self.bundle.path}, device={self.profile.id}, provider={self.provider})"
         )
+
+
+def _return_freed_heap() -> None:
+    """Give the heap that loading freed back to the OS (glibc keeps it otherwise: about
+    10 MB of model buffers on a T5-small, which also made peak RSS vary by that much from
+    run to run; ``benchmarks/seq2seq.py``). Elsewhere, nothing to do."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return
 
 
 def _vocab_signature(tokenizer: Any) -> str:
