@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 EDGERT := $(VENV)/bin/edgert
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(VENV)/bin/pytest -q
+
+# The fuzzed loaders with many more cases than `make test` runs (several minutes).
+fuzz: $(STAMP)
+	EDGERT_FUZZ_EXAMPLES=5000 $(VENV)/bin/pytest -q tests/runtime/test_fuzz.py
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"

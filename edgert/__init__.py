@@ -91,19 +91,39 @@ def load(
             kernels wrongly (:mod:`edgert.kernels`); with ``allow_fallback`` a QDQ bundle
             runs unfused there instead (exact, slower, reported).
     """
-    from edgert import kernels
     from edgert.bundle import open_bundle
     from edgert.catalog import get_catalog
-    from edgert.profiles import check_against_catalog, parse_profile
 
     catalog = get_catalog()
     foreign = _load_foreign(Path(bundle), catalog, device, allow_fallback, threads)
     if foreign is not None:
         return foreign
     opened = open_bundle(bundle)
+    try:
+        return _open_runtime(opened, catalog, device, allow_fallback, threads)
+    except EdgertError:
+        raise
+    except Exception as exc:  # what a damaged file makes a parser raise: never unhandled
+        raise BundleError(
+            f"cannot load {bundle} ({opened.manifest.get('family')!r} bundle): "
+            f"{type(exc).__name__}: {exc}",
+            hint="the bundle is damaged or from an incompatible edgert: `edgert verify "
+            f"{bundle}` lists changed files; re-export it",
+        ) from exc
+
+
+def _open_runtime(opened: Any, catalog: Any, device: Any, allow_fallback: Any, threads: Any) -> Any:
+    """The family runtime of an opened bundle, on its profile or ``device``."""
+    from edgert import kernels
+    from edgert.profiles import check_against_catalog, parse_profile
+
     family = catalog.families.get(opened.family)
     if device is None:
-        profile = parse_profile(opened.manifest["device"]["profile"], f"{bundle}/manifest.json")
+        stored = opened.manifest["device"]
+        if not isinstance(stored, dict) or not isinstance(stored.get("profile"), dict):
+            raise BundleError(f"the manifest of {opened.path} has no device profile",
+                              hint="re-export the bundle, or pass --device")  # fmt: skip
+        profile = parse_profile(stored["profile"], f"{opened.path}/manifest.json")
         profile = check_against_catalog(profile, catalog)
     else:
         profile, _ = resolve_device(device)

@@ -110,16 +110,34 @@ class DeviceProfile:
         return copy
 
 
+def _bounded(profile: DeviceProfile) -> list[tuple[str, int, int, int]]:
+    """Integer settings and the range a real device can use: a value outside is a damaged or
+    mistyped profile, refused here instead of reaching ONNX Runtime (or an allocation)."""
+    export, quant = profile.export, profile.export.quantization
+    return [
+        ("runtime.threads", profile.runtime.threads, 0, 1024),
+        ("export.opset", export.opset, 7, 30),
+        ("export.batch_size", export.batch_size, 0, 1 << 16),
+        ("export.max_input_length", export.max_input_length, 1, 1 << 20),
+        ("export.max_total_length", export.max_total_length, 2, 1 << 20),
+        ("export.quantization.calibration_samples", quant.calibration_samples, 1, 1 << 20),
+        ("export.quantization.block_size", quant.block_size, 16, 4096),
+        ("export.quantization.accuracy_level", quant.accuracy_level, 0, 4),
+        ("export.quantization.min_weight_elements", quant.min_weight_elements, 0, 1 << 40),
+    ]
+
+
 def parse_profile(data: Mapping[str, Any], where: str) -> DeviceProfile:
     """Validate a parsed TOML table into a ``DeviceProfile``."""
     profile = build(DeviceProfile, data, where)
     if profile.export.static_shapes and profile.export.batch_size < 1:
         raise DeviceProfileError(f"{where}: export.batch_size must be >= 1 for static shapes")
-    if profile.runtime.threads < 0:
-        raise DeviceProfileError(
-            f"{where}: runtime.threads must be >= 0, got {profile.runtime.threads}",
-            hint="use 0 for ONNX Runtime's default",
-        )
+    for name, value, low, high in _bounded(profile):
+        if not low <= value <= high:
+            raise DeviceProfileError(
+                f"{where}: {name} must be between {low} and {high}, got {value}",
+                hint="use 0 for ONNX Runtime's default" if name == "runtime.threads" else None,
+            )
     if not profile.runtime.providers:
         raise DeviceProfileError(f"{where}: runtime.providers is empty", hint="e.g. ['ort-cpu']")
     isa = profile.export.quantization.isa

@@ -263,7 +263,7 @@ def speculate(
     tolerance = model.info.verify_tolerance
     if start_with:
         ahead = encoding_ahead(model, proposer, input_ids)
-        drafts = _propose(proposer, generated, k, options, ahead)
+        drafts = _propose(proposer, generated, k, options, model.vocab_size, ahead)
     else:  # the first call cannot verify a draft; it still counts against a pause
         drafts, _ = [], k.next()
     stats.draft_s += time.perf_counter() - started
@@ -307,7 +307,7 @@ def speculate(
             model.rollback(model.length - unused)
             exact = min(exact, model.length)
         proposer.accepted(generated, len(drafts), matched)
-        drafts = _propose(proposer, generated, k, options)
+        drafts = _propose(proposer, generated, k, options, model.vocab_size)
         stats.draft_s += time.perf_counter() - started
         started = time.perf_counter()
         alone = not drafts and exact == model.length  # one token on an exact prefix
@@ -383,12 +383,18 @@ def next_draft(
 
 def _propose(
     proposer: Proposer, generated: list[int], k: AdaptiveK, options: DecodingOptions,
-    ahead: Callable[[], Any] | None = None,
+    vocab: int, ahead: Callable[[], Any] | None = None,
 ) -> list[int]:  # fmt: skip
-    """``next_draft`` from a greedy proposer."""
-    return next_draft(
+    """``next_draft`` from a greedy proposer, cut before the first id the model has no
+    token for (a proposer copying the input may copy a placeholder, e.g. the memory
+    marker of a decoder-decoder prompt)."""
+    drafts = next_draft(
         lambda room: (proposer.propose(generated, room), ()), k, options, len(generated), ahead
     )[0]
+    for i, token in enumerate(drafts):
+        if not 0 <= token < vocab:
+            return drafts[:i]
+    return drafts
 
 
 def _replay(

@@ -31,13 +31,14 @@ def cli() -> None:
 
 def _add_commands(group: click.Group) -> None:
     from edgert.catalog import get_catalog
-    from edgert.cli import devices, export, plugins, profile, run
+    from edgert.cli import devices, export, plugins, profile, run, verify
 
     group.add_command(export.build_command(get_catalog()))
     group.add_command(run.run)
     group.add_command(profile.profile)
     group.add_command(devices.devices)
     group.add_command(plugins.plugins)
+    group.add_command(verify.verify)
 
 
 def build_cli() -> click.Group:

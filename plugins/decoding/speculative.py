@@ -134,6 +134,7 @@ class DraftProposer:
                 # The row after the last guess would draw one token past ``k``: one fewer.
                 wanted = k - len(drafts) - 1
                 guesses = self.guess.propose(tokens, wanted) if self.guess and wanted else []
+                guesses = _known(guesses, self.draft.vocab_size)
                 self._step([*pending, *guesses])
             pending, kept = [], 0
             first = len(self.history) - len(guesses) - 1  # row i follows the token before guess i
@@ -195,6 +196,15 @@ class DraftProposer:
 
     def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
         """Nothing to do: ``propose`` re-syncs the draft's cache from ``generated``."""
+
+
+def _known(ids: list[int], vocab: int) -> list[int]:
+    """``ids`` up to the first the model has no token for (input n-grams may copy a
+    placeholder, e.g. the memory marker of a decoder-decoder prompt)."""
+    for i, token in enumerate(ids):
+        if not 0 <= token < vocab:
+            return ids[:i]
+    return ids
 
 
 def _top_probability(scores: np.ndarray, top: int) -> float:

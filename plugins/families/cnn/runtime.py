@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgert.errors import InputError
+from edgert.errors import BundleError, InputError
 from edgert.providers import SessionInfo, create_session
 
 _F32 = np.dtype(np.float32)
@@ -34,6 +34,34 @@ class Prediction:
     def label(self) -> str:
         """The top-1 label."""
         return self.labels[0]
+
+
+def _checked_io(
+    session: Any, graph: dict[str, Any], bundle: Bundle
+) -> tuple[str, list[str], tuple]:
+    """The graph's input name, output and input shape, as the manifest states them and as
+    the session has them: a manifest that disagrees with its own graph is refused at load,
+    not at the first call."""
+    inputs = {i.name: i.shape for i in session.get_inputs()}
+    outputs = [o.name for o in session.get_outputs()]
+    specs, outs = graph.get("inputs") or [{}], graph.get("outputs") or [{}]
+    spec = specs[0] if isinstance(specs[0], dict) else {}
+    name, out = spec.get("name"), outs[0].get("name") if isinstance(outs[0], dict) else None
+    shape = tuple(spec.get("shape") or ())
+    real = inputs.get(name) if isinstance(name, str) else None
+    agrees = (
+        len(inputs) == 1 and real is not None and out in outputs and len(shape) == len(real)
+        and len(shape) >= 2
+        and all(a == b for a, b in zip(shape, real, strict=True) if isinstance(b, int))
+    )  # fmt: skip
+    if not agrees:
+        raise BundleError(
+            f"the manifest of {bundle.path} does not describe its graph {graph.get('file')}: "
+            f"input {name!r} {list(shape)} and output {out!r}, the graph has inputs "
+            f"{ {k: list(v) for k, v in inputs.items()} } and outputs {outputs}",
+            hint="re-export the bundle",
+        )
+    return name, [out], shape
 
 
 class Classifier:
@@ -65,13 +93,14 @@ class Classifier:
             threads=threads,
         )
         self._session = self.session_info.session
-        spec = graph["inputs"][0]
-        self._input = spec["name"]
-        self._outputs = [graph["outputs"][0]["name"]]
-        self.input_shape: tuple[Any, ...] = tuple(spec["shape"])
+        self._input, self._outputs, self.input_shape = _checked_io(self._session, graph, bundle)
         self._tail = tuple(self.input_shape[1:])
         self._fixed_batch = self.input_shape[0] if isinstance(self.input_shape[0], int) else None
-        self.labels: tuple[str, ...] = tuple(bundle.manifest.get("labels") or ())
+        labels = bundle.manifest.get("labels") or ()
+        if not isinstance(labels, list | tuple) or not all(isinstance(x, str) for x in labels):
+            raise BundleError(f"the manifest of {bundle.path}: labels must be a list of names",
+                              hint="re-export the bundle")  # fmt: skip
+        self.labels: tuple[str, ...] = tuple(labels)
 
     @property
     def provider(self) -> str:

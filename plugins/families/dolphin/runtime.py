@@ -25,7 +25,8 @@ from edgert.plugins.families.dolphin.core import DolphinCore, Layout, prompt_ids
 from edgert.plugins.families.dolphin.memory_cache import MemoryCache
 from edgert.plugins.families.dolphin.static_core import StaticDolphinCore
 from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable
-from edgert.plugins.families.seq2seq.runtime import Generation, Seq2SeqModel
+from edgert.plugins.families.seq2seq.names import check_layout
+from edgert.plugins.families.seq2seq.runtime import Generation, Seq2SeqModel, check_generation
 
 if TYPE_CHECKING:
     from edgert.bundle import Bundle
@@ -57,13 +58,15 @@ class DolphinModel(Seq2SeqModel):
         self.bundle, self.profile, self.catalog = bundle, profile, catalog
         self.allow_fallback = allow_fallback
         manifest = bundle.manifest
-        self.defaults: dict[str, Any] = manifest["generation"]
+        self.defaults: dict[str, Any] = check_generation(manifest, bundle.path)
         self.settings: dict[str, Any] = manifest["dolphin"]
         self.open_sessions("memory.onnx", allow_fallback, threads)  # the context encoder
         self.memory_info = self.encoder_info
         table = EmbeddingTable(bundle.file(manifest["embeddings"]["file"]))
         self.static = manifest.get("static")
-        lay = Layout(**manifest["layout"])
+        lay = Layout(
+            **check_layout(manifest["layout"], self.session_info.session, bundle.path, "kv_heads")
+        )
         if self.static:
             self.core: Any = StaticDolphinCore(
                 self.session_info.session, table, lay, self.static["max_total"]

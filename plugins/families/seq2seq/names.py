@@ -106,3 +106,32 @@ def static_decoder_decoder_io(layers: int) -> dict[str, list[str]]:
         "decoder_inputs": [INPUTS_EMBEDS, "attention_mask", "position_ids", *kv.past],
         "decoder_outputs": [LOGITS, *kv.new],
     }
+
+
+def check_layout(layout: dict, decoder: object, where: object, heads: str = "heads") -> dict:
+    """The manifest's ``layout`` if its numbers are positive integers and agree with the
+    decoder session's own cache inputs (count, heads, head size); else a ``BundleError``
+    naming the field, at load, not inside the first decoder call."""
+    from edgert.errors import BundleError
+
+    def refuse(what: str) -> BundleError:
+        return BundleError(f"the manifest of {where}: {what}", hint="re-export the bundle")
+
+    if not isinstance(layout, dict):
+        raise refuse("layout is not an object")
+    for key, value in layout.items():
+        if type(value) is not int or not 0 < value < 1 << 31:
+            raise refuse(f"layout.{key} is {value!r}; expected a positive integer")
+    inputs = {i.name: i.shape for i in decoder.get_inputs()}  # type: ignore[attr-defined]
+    past = cache_names(layout.get("layers", 0)).past
+    listed = sorted(n for n in inputs if n.startswith("past_"))
+    if sorted(past) != listed:
+        raise refuse(f"layout.layers is {layout.get('layers')!r}, the decoder graph caches "
+                     f"{len(listed) // 2} layers")  # fmt: skip
+    shape = inputs[past[0]]
+    for axis, key in ((1, heads), (3, "head_dim")):
+        if isinstance(shape[axis], int) and shape[axis] != layout.get(key):
+            raise refuse(
+                f"layout.{key} is {layout.get(key)!r}, the decoder graph has {shape[axis]}"
+            )
+    return layout

@@ -1,0 +1,94 @@
+"""Integrity of bundles on disk: sizes on every load, `edgert verify`, paths that leave the
+bundle, external data outside it, impossible shapes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from helpers.cli import run
+
+import edgert
+from edgert.bundle import MANIFEST, open_bundle, write_manifest
+from edgert.errors import BundleError
+
+
+def rewrite(bundle, change):
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    change(manifest)
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_sizes_are_listed_and_checked_even_without_checksums(tiny_bundle):
+    manifest = json.loads((tiny_bundle / MANIFEST).read_text())
+    assert manifest["sizes"]["model.onnx"] == (tiny_bundle / "model.onnx").stat().st_size
+    data = (tiny_bundle / "model.onnx").read_bytes()
+    (tiny_bundle / "model.onnx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match=r"model.onnx .* has \d+ bytes, the manifest says"):
+        open_bundle(tiny_bundle, verify=False)
+
+
+def test_verify_names_each_changed_missing_and_unlisted_file(tiny_bundle, capsys):
+    code, out, _ = run(capsys, "verify", str(tiny_bundle))
+    assert code == 0 and "every listed file matches" in out
+    (tiny_bundle / "notes.txt").write_text("added after export")
+    code, out, _ = run(capsys, "verify", str(tiny_bundle))
+    assert code == 0 and "notes.txt: present but not listed" in out
+    with open(tiny_bundle / "model.onnx", "r+b") as handle:
+        handle.seek(40)
+        handle.write(b"\x00\x01")
+    code, out, _ = run(capsys, "verify", str(tiny_bundle), "--json")
+    report = json.loads(out)
+    assert code == 1 and not report["ok"]
+    assert report["changed"] == ["model.onnx"] and report["unlisted"] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("path", ["../outside.onnx", "/etc/passwd", "sub/../../x"])
+def test_paths_leaving_the_bundle_are_refused(tiny_bundle, path):
+    rewrite(tiny_bundle, lambda m: m["files"].update({path: "0" * 64}))
+    with pytest.raises(BundleError, match="unsafe path|outside the bundle"):
+        edgert.load(tiny_bundle)
+
+
+def test_a_symlink_leaving_the_bundle_is_refused(tiny_bundle, tmp_path):
+    outside = tmp_path / "elsewhere.onnx"
+    os.replace(tiny_bundle / "model.onnx", outside)
+    (tiny_bundle / "model.onnx").symlink_to(outside)
+    with pytest.raises(BundleError, match="resolves outside the bundle"):
+        edgert.load(tiny_bundle)
+
+
+def test_external_data_outside_the_bundle_is_refused(tiny_bundle, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(tiny_bundle / "model.onnx"))
+    onnx.save(model, str(tmp_path / "m.onnx"), save_as_external_data=True,
+              location="weights.bin", size_threshold=0)  # fmt: skip
+    os.replace(tmp_path / "weights.bin", tiny_bundle.parent / "weights.bin")
+    graph = onnx.load(str(tmp_path / "m.onnx"), load_external_data=False)
+    for tensor in graph.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../weights.bin"
+    onnx.save(graph, str(tiny_bundle / "model.onnx"))
+    manifest = json.loads((tiny_bundle / MANIFEST).read_text())
+    (tiny_bundle / MANIFEST).unlink()
+    write_manifest(tiny_bundle, {k: v for k, v in manifest.items() if k not in ("files", "sizes")})
+    with pytest.raises(BundleError, match="escapes model directory") as info:
+        edgert.load(tiny_bundle)
+    assert "re-export" in info.value.hint
+
+
+def test_impossible_shapes_are_refused_at_load(tiny_bundle):
+    rewrite(tiny_bundle, lambda m: m["graphs"][0]["inputs"][0].update(shape=[10**15, 5]))
+    with pytest.raises(BundleError, match="invalid shape"):
+        edgert.load(tiny_bundle)
+    rewrite(tiny_bundle, lambda m: m["graphs"][0]["inputs"][0].update(shape=[1, 7]))
+    with pytest.raises(BundleError, match="does not describe its graph"):
+        edgert.load(tiny_bundle)
+
+
+def test_a_huge_thread_count_is_refused_before_onnxruntime(tiny_bundle):
+    rewrite(tiny_bundle, lambda m: m["device"]["profile"]["runtime"].update(threads=10**15))
+    with pytest.raises(edgert.DeviceProfileError, match="runtime.threads must be between 0 and"):
+        edgert.load(tiny_bundle)
