@@ -391,10 +391,15 @@ def _propose(
     drafts = next_draft(
         lambda room: (proposer.propose(generated, room), ()), k, options, len(generated), ahead
     )[0]
-    for i, token in enumerate(drafts):
+    return known_prefix(drafts, vocab)
+
+
+def known_prefix(ids: list[int], vocab: int) -> list[int]:
+    """``ids`` up to the first one a model with ``vocab`` tokens has no token for."""
+    for i, token in enumerate(ids):
         if not 0 <= token < vocab:
-            return drafts[:i]
-    return drafts
+            return ids[:i]
+    return ids
 
 
 def _replay(

@@ -64,11 +64,12 @@ def converted(path: Path) -> Any:
     ``SpmConverter``: normalizer, Metaspace pre-tokenizer and decoder, Unigram model."""
     from transformers.convert_slow_tokenizer import SpmConverter
 
-    _proto(path)  # a readable error before the converter's
-    if _proto(path).trainer_spec.model_type != 1:
+    kind = _proto(path).trainer_spec.model_type  # a readable error before the converter's
+    if kind != 1:
+        names = {2: "BPE", 3: "word", 4: "char"}
         raise ExportError(
-            f"{path} is a SentencePiece {('', 'unigram', 'BPE', 'word', 'char')[_proto(path).trainer_spec.model_type]} "
-            "model; edgert converts unigram models (what Marian and T5 ship)",
+            f"{path} is a SentencePiece {names.get(kind, str(kind))} model; edgert converts "
+            "unigram models (what Marian and T5 ship)",
             hint="add a tokenizer.json made with the tokenizers library to the model folder",
         )
     return SpmConverter(SimpleNamespace(vocab_file=str(path))).converted()

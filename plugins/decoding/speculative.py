@@ -24,7 +24,7 @@ from edgert.hookspecs import hookimpl
 from edgert.plugins.decoding.lookup import LookupOptions, NgramLookup
 from edgert.plugins.decoding.sampling import SamplingOptions
 from edgert.plugins.decoding.speculative_sampling import sample_speculatively
-from edgert.speculation import AdaptiveK, DraftingDecoder, SpeculationStats
+from edgert.speculation import AdaptiveK, DraftingDecoder, SpeculationStats, known_prefix
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,8 @@ class DraftProposer:
                 # The row after the last guess would draw one token past ``k``: one fewer.
                 wanted = k - len(drafts) - 1
                 guesses = self.guess.propose(tokens, wanted) if self.guess and wanted else []
-                guesses = _known(guesses, self.draft.vocab_size)
+                # input n-grams may copy a placeholder (a decoder-decoder memory marker)
+                guesses = known_prefix(guesses, self.draft.vocab_size)
                 self._step([*pending, *guesses])
             pending, kept = [], 0
             first = len(self.history) - len(guesses) - 1  # row i follows the token before guess i
@@ -196,15 +197,6 @@ class DraftProposer:
 
     def accepted(self, generated: Sequence[int], drafted: int, accepted: int) -> None:
         """Nothing to do: ``propose`` re-syncs the draft's cache from ``generated``."""
-
-
-def _known(ids: list[int], vocab: int) -> list[int]:
-    """``ids`` up to the first the model has no token for (input n-grams may copy a
-    placeholder, e.g. the memory marker of a decoder-decoder prompt)."""
-    for i, token in enumerate(ids):
-        if not 0 <= token < vocab:
-            return ids[:i]
-    return ids
 
 
 def _top_probability(scores: np.ndarray, top: int) -> float:

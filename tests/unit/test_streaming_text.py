@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgert.plugins.families.seq2seq.runtime import _Detokenizer, _StopWatch
+from edgert.plugins.families.seq2seq.text import Detokenizer as _Detokenizer
+from edgert.plugins.families.seq2seq.text import StopWatch as _StopWatch
 
 TEXT = [
     "the café serves crème brûlée and naïve jalapeño dishes",

@@ -25,8 +25,9 @@ from edgert.plugins.families.dolphin.core import DolphinCore, Layout, prompt_ids
 from edgert.plugins.families.dolphin.memory_cache import MemoryCache
 from edgert.plugins.families.dolphin.static_core import StaticDolphinCore
 from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable
+from edgert.plugins.families.seq2seq.generation import check_generation
 from edgert.plugins.families.seq2seq.names import check_layout
-from edgert.plugins.families.seq2seq.runtime import Generation, Seq2SeqModel, check_generation
+from edgert.plugins.families.seq2seq.runtime import Generation, Seq2SeqModel
 
 if TYPE_CHECKING:
     from edgert.bundle import Bundle
@@ -91,28 +92,19 @@ class DolphinModel(Seq2SeqModel):
     # --- public API -------------------------------------------------------------------
     def generate(self, question: str | None = None, *, context: str, **kwargs: Any) -> Generation:
         """Answer ``question`` about ``context``; options are the decoder's."""
-        with self.exclusive():  # the memory and the answer, one call at a time
-            memory_stats = self._prepare(context, kwargs)
-            result = self._generate(
-                question, kwargs.pop("input_ids", None), kwargs.pop("decoder", None),
-                kwargs.pop("truncate", False), kwargs.pop("stop", ()), kwargs,
-            )  # fmt: skip
-        result.stats.update(memory_stats)
-        return result
+        return super().generate(question, context=context, **kwargs)
 
     def stream(
         self, question: str | None = None, *, context: str, stats: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Iterator[str]:  # fmt: skip
         """Yield the answer as it is decoded (``stats`` receives the statistics)."""
-        report = {} if stats is None else stats
-        with self.exclusive():
-            memory_stats = self._prepare(context, kwargs)
-            yield from self._run(
-                question, kwargs.pop("input_ids", None), kwargs.pop("decoder", None),
-                kwargs.pop("truncate", False), kwargs.pop("stop", ()), kwargs, [], report,
-            )  # fmt: skip
-        report.update(memory_stats)
+        yield from super().stream(question, context=context, stats=stats, **kwargs)
+
+    def before_decoding(self, decoder: str | None, options: dict[str, Any]) -> dict[str, Any]:
+        """The context's memory, into the core (and a decoder-decoder draft's), under the
+        same lock as the answer."""
+        return self._prepare(options.pop("context"), decoder, options)
 
     def memory(
         self, context: str, *, context_policy: str = "reject"
@@ -131,12 +123,14 @@ class DolphinModel(Seq2SeqModel):
         return self.context.window
 
     # --- internals ----------------------------------------------------------------------
-    def _prepare(self, context: str, options: dict[str, Any]) -> dict[str, Any]:
+    def _prepare(
+        self, context: str, decoder: str | None, options: dict[str, Any]
+    ) -> dict[str, Any]:
         """Memory for ``context`` into the core (and a dolphin draft's), before decoding."""
         policy = options.pop("context_policy", "reject")
         rows, stats = self.memory(context, context_policy=policy)
         self.core.use_memory(rows)
-        if options.get("decoder") == "speculative" and options.get("draft"):
+        if decoder == "speculative" and options.get("draft"):
             from edgert.plugins.decoding.speculative import draft_for
 
             draft = draft_for(str(options["draft"]), self.core)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
-import math
 import statistics
 import threading
 import time
@@ -22,11 +22,18 @@ import numpy as np
 
 from edgert.decoding import VerifyTolerance
 from edgert.errors import BundleError, InputError
-from edgert.plugins.decoding.lexicon import SPACE_MARKS, Lexicon
+from edgert.plugins.decoding.lexicon import Lexicon
 from edgert.plugins.families.seq2seq.core import Layout, PositionBias, Seq2SeqCore
 from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable
+from edgert.plugins.families.seq2seq.generation import check_generation
 from edgert.plugins.families.seq2seq.names import check_layout
 from edgert.plugins.families.seq2seq.static_core import StaticSeq2SeqCore
+from edgert.plugins.families.seq2seq.text import (
+    Detokenizer,
+    StopWatch,
+    vocab_signature,
+    word_boundaries,
+)
 from edgert.plugins.families.seq2seq.text_rules import TextRules
 from edgert.providers import LOOSEST_DRIFT, create_session
 from edgert.schema import build
@@ -198,8 +205,8 @@ class Seq2SeqModel:
         words = self.output_tokenizer
         self.core.info = dataclasses.replace(
             self.core.info,
-            vocab_signature=_vocab_signature(words),
-            word_boundaries=_word_boundaries(words),
+            vocab_signature=vocab_signature(words),
+            word_boundaries=word_boundaries(words),
             lexicon=Lexicon.from_tokenizer(words, _dictionary(self.bundle)),
             verify_tolerance=verify_bound(
                 self.bundle.manifest["precision"], self.session_info, self.catalog
@@ -245,7 +252,15 @@ class Seq2SeqModel:
         ``decoder`` and every option default to the checkpoint's generation defaults (see
         ``default_decoder``), and ``stats["overridden"]`` lists what the call changed."""
         with self.exclusive():
-            return self._generate(text, input_ids, decoder, truncate, stop, options)
+            extra = self.before_decoding(decoder, options)
+            ids: list[int] = []
+            stats: dict[str, Any] = {}
+            pieces = self._run(
+                text, input_ids, decoder, truncate, stop, options, ids, stats, streaming=False
+            )
+            result = Generation("".join(pieces), tuple(ids), stats)
+        result.stats.update(extra)
+        return result
 
     def stream(
         self, text: str | None = None, *, input_ids: list[int] | None = None,
@@ -255,7 +270,14 @@ class Seq2SeqModel:
         """Yield the answer's text as it is decoded (``stats`` receives the statistics)."""
         report = {} if stats is None else stats
         with self.exclusive():
+            extra = self.before_decoding(decoder, options)
             yield from self._run(text, input_ids, decoder, truncate, stop, options, [], report)
+        report.update(extra)
+
+    def before_decoding(self, decoder: str | None, options: dict[str, Any]) -> dict[str, Any]:
+        """What a family does before each generation, under the model's lock; it may take
+        its own arguments out of ``options`` and returns statistics to report (none here)."""
+        return {}
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -278,18 +300,6 @@ class Seq2SeqModel:
                 yield
             finally:
                 self._owner = None
-
-    def _generate(
-        self, text: str | None, input_ids: list[int] | None, decoder: str | None,
-        truncate: bool, stop: tuple[str, ...], options: dict[str, Any],
-    ) -> Generation:  # fmt: skip
-        ids: list[int] = []
-        stats: dict[str, Any] = {}
-        pieces = self._run(
-            text, input_ids, decoder, truncate, stop, options, ids, stats, streaming=False
-        )
-        text_out = "".join(pieces)
-        return Generation(text_out, tuple(ids), stats)
 
     @property
     def default_decoder(self) -> str:
@@ -399,8 +409,8 @@ class Seq2SeqModel:
             stop = (stop,)
         started = time.perf_counter()
         stamps: list[float] = []
-        text_out = _Detokenizer(self.output_tokenizer)
-        watch = _StopWatch(stop)
+        text_out = Detokenizer(self.output_tokenizer)
+        watch = StopWatch(stop)
         for token in strategy.decode(self.core, ids, parsed):
             stamps.append(time.perf_counter())
             ids_out.append(token)
@@ -427,88 +437,29 @@ class Seq2SeqModel:
         )
 
 
-_ID, _IDS = "id", "ids"
-# manifest "generation" key -> (kind, required, lowest value)
-_GENERATION = {
-    "max_input_length": (int, True, 1), "max_total_length": (int, True, 2),
-    "max_new_tokens": (int, True, 1), "min_new_tokens": (int, False, 0),
-    "num_beams": (int, False, 1), "no_repeat_ngram_size": (int, False, 0),
-    "decoder_start_token_id": (_ID, False, 0), "pad_token_id": (_ID, False, 0),
-    "forced_bos_token_id": (_ID, False, 0), "forced_eos_token_id": (_ID, False, 0),
-    "eos_token_ids": (_IDS, True, 0), "suppress_token_ids": (_IDS, False, 0),
-    "repetition_penalty": (float, False, 1e-9), "length_penalty": (float, False, None),
-    "do_sample": (bool, False, None), "early_stopping": ("early", False, None),
-}  # fmt: skip
-
-
-def check_generation(manifest: dict[str, Any], where: Any) -> dict[str, Any]:
-    """The manifest's generation defaults, each of the type and range the decoders take
-    (a damaged value is refused here, at load, naming the field, not inside a decoder)."""
-    defaults = manifest.get("generation")
-    vocab = (manifest.get("layout") or {}).get("vocab")
-    vocab = vocab if type(vocab) is int and vocab > 0 else 1 << 31
-
-    def bad(key: str, value: Any, want: str) -> BundleError:
-        return BundleError(f"the manifest of {where}: generation.{key} is {value!r}; {want}",
-                           hint="re-export the bundle")  # fmt: skip
-
-    if not isinstance(defaults, dict):
-        raise bad("", defaults, "expected an object")
-    for key, (kind, required, low) in _GENERATION.items():
-        value = defaults.get(key)
-        if value is None:
-            if required:
-                raise bad(key, value, "it is required")
-            continue
-        if kind in (int, _ID):
-            top = vocab - 1 if kind == _ID else 1 << 24
-            if type(value) is not int or not low <= value <= top:
-                raise bad(key, value, f"expected an integer in {low}..{top}")
-        elif kind == _IDS:
-            if not isinstance(value, list) or not all(
-                type(i) is int and 0 <= i < vocab for i in value
-            ):
-                raise bad(key, value, f"expected a list of token ids below {vocab}")
-        elif kind is float:
-            if (
-                type(value) not in (int, float)
-                or not math.isfinite(value)
-                or (low is not None and value < low)
-            ):
-                raise bad(key, value, "expected a finite number" + (f" >= {low}" if low else ""))
-        elif kind is bool and type(value) is not bool:
-            raise bad(key, value, "expected true or false")
-        elif kind == "early" and value not in (True, False, "never"):
-            raise bad(key, value, 'expected true, false or "never"')
-    return defaults
-
-
 def _return_freed_heap() -> None:
     """Give the heap that loading freed back to the OS (glibc keeps it otherwise: about
     10 MB of model buffers on a T5-small, which also made peak RSS vary by that much from
     run to run; ``benchmarks/seq2seq.py``). Elsewhere, nothing to do."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, looked up once (``find_library`` runs a subprocess), or
+    None off Linux and on a libc without it (musl)."""
     import ctypes
     import ctypes.util
     import sys
 
     if not sys.platform.startswith("linux"):
-        return
+        return None
     try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
-        return
-
-
-def _vocab_signature(tokenizer: Any) -> str:
-    """A hash of id -> token: drafts and targets must agree on it exactly. Read id by id,
-    so no copy of the whole vocabulary is built at load (a 32k one is MBs in Python)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for i in range(tokenizer.get_vocab_size(with_added_tokens=True)):
-        token = tokenizer.id_to_token(i)
-        digest.update(b"\x00" if token is None else f"{len(token)}:{token}".encode())
-    return digest.hexdigest()
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def _dictionary(bundle: Bundle) -> tuple[str, ...]:
@@ -531,82 +482,6 @@ def _dictionary(bundle: Bundle) -> tuple[str, ...]:
             hint="it must be UTF-8 text, one word per line; fix or remove it",
         ) from exc
     return tuple(word for line in lines if (word := line.strip()))
-
-
-def _word_boundaries(tokenizer: Any) -> frozenset[int]:
-    """Ids of tokens that do not continue a word: a word start (byte-level BPE's ``Ġ``,
-    SentencePiece's ``▁``), punctuation or a special token.
-
-    Input-guided decoding uses them to resume copying after a corrected word.
-    """
-    tokens = (
-        (i, tokenizer.id_to_token(i))
-        for i in range(tokenizer.get_vocab_size(with_added_tokens=True))
-    )
-    return frozenset(
-        i for i, token in tokens if token and (token[0] in SPACE_MARKS or not token[0].isalnum())
-    )
-
-
-class _Detokenizer:
-    """Incremental decoding, by ``tokenizers``' own ``DecodeStream``: one short decode per
-    token in Rust (it keeps the few tokens of context a word's leading space needs, and
-    holds back a partial UTF-8 character until the token that completes it).
-    Measured by ``benchmarks/hot_loop.py``.
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        from tokenizers.decoders import DecodeStream
-
-        self.tokenizer = tokenizer
-        self.step = DecodeStream(skip_special_tokens=True).step
-        self.started = False  # some text was emitted
-
-    def add(self, token: int) -> str:
-        piece = self.step(self.tokenizer, token) or ""
-        if not self.started:
-            piece = piece.lstrip()  # byte-level and Metaspace tokenizers mark a leading space
-            self.started = bool(piece)
-        return piece
-
-
-class _StopWatch:
-    """Cuts the text at the first stop string, as it streams.
-
-    Text that could be the beginning of a stop string is held back until the next piece
-    shows whether it is, so neither the stream nor the joined text ever holds part of a
-    stop string; each piece is searched with only the held characters before it (a rescan
-    of the whole text per token would make long outputs quadratic).
-    """
-
-    def __init__(self, stops: tuple[str, ...]) -> None:
-        self.stops = tuple(s for s in stops if s)
-        self.held = ""  # the end of the text so far, where a stop string may be beginning
-
-    def cut(self, piece: str) -> tuple[str, bool]:
-        """The text to emit after ``piece`` arrives, and whether a stop string was found
-        (then the text ends where it begins)."""
-        if not self.stops:
-            return piece, False
-        window = self.held + piece
-        hits = [i for s in self.stops if (i := window.find(s)) >= 0]
-        if hits:
-            self.held = ""
-            return window[: min(hits)], True
-        start = len(window)  # where the held text begins: the earliest possible stop start
-        for s in self.stops:
-            i = window.find(s[0], max(0, len(window) - len(s) + 1))
-            while 0 <= i < start and not s.startswith(window[i:]):
-                i = window.find(s[0], i + 1)
-            if 0 <= i < start:
-                start = i
-        self.held = window[start:]
-        return window[:start], False
-
-    def flush(self) -> str:
-        """What is still held when generation ends without a stop string."""
-        held, self.held = self.held, ""
-        return held
 
 
 def _stats(started: float, stamps: list[float], strategy: Any) -> dict[str, Any]:
