@@ -137,6 +137,16 @@ class PreparesInput(Protocol):
         ...
 
 
+@runtime_checkable
+class PreparesDraft(Protocol):
+    """A target whose draft model needs per-generation state from it (a decoder-decoder's
+    draft reads the same context as memory rows of its own)."""
+
+    def prepare_draft(self, draft: StepModel) -> None:
+        """Give ``draft`` what this generation needs, while the decoder holds it."""
+        ...
+
+
 @dataclass(frozen=True)
 class DecodingOptions:
     """Constraints every decoder honours; plugins subclass this for their own options.

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgert.decoding import StartsWithDrafts, StepModel, constrained_view
+from edgert.decoding import PreparesDraft, StartsWithDrafts, StepModel, constrained_view
 from edgert.errors import InputError
 from edgert.hookspecs import hookimpl
 from edgert.plugins.decoding.lookup import LookupOptions, NgramLookup
@@ -63,20 +63,26 @@ class SpeculativeOptions(SamplingOptions):
 def draft_for(path: str, target: StepModel) -> StepModel:
     """The draft bundle at ``path`` for ``target`` (a step model): it runs where the
     target was told to run (``--device``, ``--allow-fallback``), else on its own profile."""
+    return draft_model(path, target).core
+
+
+def draft_model(path: str, target: StepModel) -> Any:
+    """The loaded draft bundle (its ``exclusive`` lock guards its core) for ``target``."""
     return load_draft(path, target.info.run_device, target.info.run_allow_fallback)
 
 
 @functools.lru_cache(maxsize=4)
 def load_draft(path: str, device: str | None = None, allow_fallback: bool | None = None) -> Any:
-    """The draft bundle's step model (loaded once per process), on one thread.
+    """The draft bundle (loaded once per process), on one thread.
 
     The draft runs in between target calls: idle worker threads of a multi-threaded draft
     session spin on the cores the target needs next (measured: target steps 1.5x slower),
-    and a draft small enough to be worth it gains nothing from a second thread.
+    and a draft small enough to be worth it gains nothing from a second thread. Targets
+    loaded separately share it, one generation at a time (``SpeculativeDecoder.decode``).
     """
     import edgert
 
-    return edgert.load(path, device=device, allow_fallback=allow_fallback, threads=1).core
+    return edgert.load(path, device=device, allow_fallback=allow_fallback, threads=1)
 
 
 @dataclass
@@ -214,10 +220,33 @@ class SpeculativeDecoder(DraftingDecoder):
         """Each draft model pays off (or not) on its own, and sampling on its own."""
         return f"{self.name}{'-sampling' if options.sample else ''}:{options.draft}"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._draft: StepModel | None = None  # held for the generation ``decode`` runs
+
+    def decode(self, model: Any, input_ids: Sequence[int], options: Any) -> Iterator[int]:
+        """Greedy's tokens (or speculative sampling's), the draft held throughout: one
+        draft bundle serves every target that names it, and its cache holds one
+        generation, so generations of several targets take turns on it."""
+        loaded = draft_model(options.draft, model)
+        with loaded.exclusive():
+            self._draft = loaded.core
+            try:
+                yield from super().decode(model, input_ids, options)
+            finally:
+                self._draft = None
+
     def proposer(self, model: Any, options: Any) -> Any:
-        """The draft bundle, checked against the target, behind a proposer."""
-        draft = draft_for(options.draft, model)
+        """The held draft, checked against the target (and given what the target's
+        generation needs, e.g. a decoder-decoder's context), behind a proposer."""
+        draft = self._draft
+        if draft is None:
+            raise RuntimeError(
+                "SpeculativeDecoder.proposer runs inside decode(), which holds the draft"
+            )
         check_compatible(model, draft, options.draft)
+        if isinstance(model, PreparesDraft):
+            model.prepare_draft(draft)
         info = draft.info
         guess = (
             NgramLookup(LookupOptions(), info.word_boundaries, info.lexicon)

@@ -96,6 +96,37 @@ def test_concurrent_speculative_decoding_with_its_encode_ahead_thread(seq2seq_bu
     assert got == [expected[t] for t in TEXTS * 4]
 
 
+def test_two_targets_sharing_one_draft_take_turns_on_it(seq2seq_bundles):
+    """A draft bundle is loaded once per process and serves every target naming it; its
+    cache holds one generation, so two targets' generations take turns on it."""
+    first, second = edgert.load(seq2seq_bundles["t5v11"]), edgert.load(seq2seq_bundles["t5v11"])
+    options = {"decoder": "speculative", "draft": str(seq2seq_bundles["t5v11"]),
+               "confidence": 0, "max_new_tokens": 30}  # fmt: skip
+    expected = {t: first.generate(t, max_new_tokens=30).token_ids for t in TEXTS}
+    calls = [(model, text) for model in (first, second) for text in TEXTS] * 6
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda c: c[0].generate(c[1], **options), calls))
+    assert [g.token_ids for g in got] == [expected[text] for _, text in calls]
+    assert sum(g.stats["accepted"] for g in got) > 0  # the draft really drafted
+
+
+def test_decoder_decoder_targets_sharing_a_draft_keep_their_own_contexts(dolphin_bundles):
+    """The draft reads each generation's context as memory of its own, under the draft's
+    lock: a question about one context never drafts from another's memory."""
+    path = dolphin_bundles["dolphin"]
+    first, second = edgert.load(path), edgert.load(path)
+    options = {"decoder": "speculative", "draft": str(path), "confidence": 0}
+    calls = [(m, q, c) for m in (first, second) for q in QUESTIONS for c in CONTEXTS] * 3
+    expected = {(q, c): first.generate(q, context=c, max_new_tokens=16).token_ids
+                for _, q, c in calls}  # fmt: skip
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(
+            lambda c: c[0].generate(c[1], context=c[2], max_new_tokens=16, **options), calls
+        ))  # fmt: skip
+    assert [g.token_ids for g in got] == [expected[q, c] for _, q, c in calls]
+    assert sum(g.stats["accepted"] for g in got) > 0
+
+
 def test_concurrent_classification(tiny_bundle):
     import numpy as np
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections import Counter
@@ -144,9 +145,19 @@ def test_sampling_options_without_sample_are_refused():
     assert SpeculativeOptions(draft="d", sample=True, temperature=0.7, seed=3).top_p == 1.0
 
 
+class Loaded:
+    """A loaded bundle's two members the speculative decoder uses: the core and its lock."""
+
+    def __init__(self, core):
+        self.core = core
+
+    def exclusive(self):
+        return contextlib.nullcontext()
+
+
 def test_the_decoder_dispatches_on_sample(monkeypatch):
     target, draft = PairTableModel(0, 3), PairTableModel(1, 3)
-    monkeypatch.setattr(speculative, "load_draft", lambda path, *settings: draft)
+    monkeypatch.setattr(speculative, "load_draft", lambda path, *settings: Loaded(draft))
     decoder = speculative.SpeculativeDecoder()
     options = SpeculativeOptions(draft="d", sample=True, seed=5, max_new_tokens=6)
     first = list(decoder.decode(target, SOURCE, options))
@@ -173,7 +184,7 @@ def test_a_draft_that_is_never_sure_stops_costing_a_call_per_token(sample, monke
     """Below ``confidence`` the draft drafts nothing, but its call is spent: counted as a
     miss, so drafting pauses (within the generation and, once cold, across them)."""
     target, draft = PairTableModel(0, 3), CountingDraft(1, 3, scale=0.05)  # flat: never sure
-    monkeypatch.setattr(speculative, "load_draft", lambda path, *settings: draft)
+    monkeypatch.setattr(speculative, "load_draft", lambda path, *settings: Loaded(draft))
     decoder = speculative.SpeculativeDecoder()
     extra = {"sample": True, "seed": 1} if sample else {}
     options = SpeculativeOptions(draft="d", max_new_tokens=40, **extra)

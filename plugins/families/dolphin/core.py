@@ -54,13 +54,23 @@ class DolphinCore:
         self._outputs = [LOGITS, *kv.present]
         self.memory = np.zeros((0, layout.d_model), np.float32)
         self.context: Any = None  # the runtime's ContextMemory: a draft's memory comes from it
+        self._context: tuple[str, str] | None = None  # (text, policy) of ``memory``
         self._past: list[np.ndarray] = []
         self._prompt = 0  # cached positions that belong to the prompt
         self._cached = 0
 
-    def use_memory(self, memory: np.ndarray) -> None:
-        """Memory embeddings ``[rows, d_model]`` for the next prompts."""
+    def use_memory(self, memory: np.ndarray, context: tuple[str, str] | None = None) -> None:
+        """Memory embeddings ``[rows, d_model]`` for the next prompts; ``context`` (text,
+        policy) is what they were made from, for a decoder-decoder draft (``prepare_draft``)."""
         self.memory = np.asarray(memory, np.float32)
+        self._context = context
+
+    def prepare_draft(self, draft: Any) -> None:
+        """A decoder-decoder draft encodes the same context with its own context encoder
+        (its memory rows have its own width); other drafts need nothing."""
+        if isinstance(draft, DolphinCore) and draft.context is not None and self._context:
+            text, policy = self._context
+            draft.use_memory(draft.context.memory(text, context_policy=policy)[0])
 
     def prompt_embeddings(self, prompt_ids: Sequence[int]) -> np.ndarray:
         """``[1, P, d_model]``: token rows with the memory spliced in at the marker."""

@@ -129,13 +129,7 @@ class DolphinModel(Seq2SeqModel):
         """Memory for ``context`` into the core (and a dolphin draft's), before decoding."""
         policy = options.pop("context_policy", "reject")
         rows, stats = self.memory(context, context_policy=policy)
-        self.core.use_memory(rows)
-        if decoder == "speculative" and options.get("draft"):
-            from edgert.plugins.decoding.speculative import draft_for
-
-            draft = draft_for(str(options["draft"]), self.core)
-            if isinstance(draft, DolphinCore) and draft.context is not None:
-                draft.use_memory(draft.context.memory(context, context_policy=policy)[0])
+        self.core.use_memory(rows, context=(context, policy))
         return stats
 
     def encode_text(self, text: str, *, truncate: bool = False) -> list[int]:
