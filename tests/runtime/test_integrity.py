@@ -92,3 +92,33 @@ def test_a_huge_thread_count_is_refused_before_onnxruntime(tiny_bundle):
     rewrite(tiny_bundle, lambda m: m["device"]["profile"]["runtime"].update(threads=10**15))
     with pytest.raises(edgert.DeviceProfileError, match="runtime.threads must be between 0 and"):
         edgert.load(tiny_bundle)
+
+
+def test_a_manifest_describing_other_graphs_is_refused_at_load(seq2seq_bundles, tmp_path):
+    """Found by the fuzzed loaders: each passed ``edgert.load`` and failed in generate()."""
+    import shutil
+
+    copy = tmp_path / "t5"
+    shutil.copytree(seq2seq_bundles["t5"], copy)
+    rewrite(copy, lambda m: m.update(position_bias=None))
+    with pytest.raises(
+        BundleError, match="position_bias describes graphs where encoder.onnx takes"
+    ):
+        edgert.load(copy)
+    shutil.rmtree(copy)
+    shutil.copytree(seq2seq_bundles["t5"], copy)
+    rewrite(copy, lambda m: m["embeddings"]["decoder"].update(scale=[]))
+    with pytest.raises(BundleError, match=r"embeddings.decoder.scale is \[\]; expected a number"):
+        edgert.load(copy)
+
+
+def test_a_huge_layer_count_is_refused_without_building_its_names(seq2seq_bundles, tmp_path):
+    """Found by the fuzzed loaders: 121,594,663 layers passed the integer bound and the
+    cache names of that many layers filled the machine's memory."""
+    import shutil
+
+    copy = tmp_path / "t5"
+    shutil.copytree(seq2seq_bundles["t5"], copy)
+    rewrite(copy, lambda m: m["layout"].update(layers=121594663))
+    with pytest.raises(BundleError, match="layout.layers is 121594663"):
+        edgert.load(copy)

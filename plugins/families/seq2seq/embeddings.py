@@ -15,9 +15,11 @@ table is memory-mapped.
 
 from __future__ import annotations
 
+import math
 import os
 import weakref
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -104,3 +106,12 @@ def save_table(weights: np.ndarray, path: Path, precision: str) -> list[Path]:
         return [path, scale_path]
     np.save(path, weights.astype(np.float16 if precision == "fp16" else np.float32))
     return [path]
+
+
+def multiplier(tables: Any, role: str, where: object) -> float:
+    """``embeddings.<role>.scale`` of a manifest: a finite number, or a BundleError."""
+    value = tables[role]["scale"]
+    if type(value) not in (int, float) or not math.isfinite(value):
+        raise BundleError(f"the manifest of {where}: embeddings.{role}.scale is {value!r}; "
+                          "expected a number", hint="re-export the bundle")  # fmt: skip
+    return float(value)

@@ -123,9 +123,9 @@ def check_layout(layout: dict, decoder: object, where: object, heads: str = "hea
         if type(value) is not int or not 0 < value < 1 << 31:
             raise refuse(f"layout.{key} is {value!r}; expected a positive integer")
     inputs = {i.name: i.shape for i in decoder.get_inputs()}  # type: ignore[attr-defined]
-    past = cache_names(layout.get("layers", 0)).past
     listed = sorted(n for n in inputs if n.startswith("past_"))
-    if sorted(past) != listed:
+    layers = layout.get("layers", 0)  # counted first: a damaged count could be 10^9 names
+    if 2 * layers != len(listed) or sorted(past := cache_names(layers).past) != listed:
         raise refuse(f"layout.layers is {layout.get('layers')!r}, the decoder graph caches "
                      f"{len(listed) // 2} layers")  # fmt: skip
     shape = inputs[past[0]]
@@ -135,3 +135,21 @@ def check_layout(layout: dict, decoder: object, where: object, heads: str = "hea
                 f"layout.{key} is {layout.get(key)!r}, the decoder graph has {shape[axis]}"
             )
     return layout
+
+
+def check_inputs(io: dict[str, list[str]], sessions: dict[str, object], where: object,
+                 field: str) -> None:  # fmt: skip
+    """Each session takes exactly the inputs ``io`` lists for it (``<role>_inputs``), or a
+    ``BundleError`` at load naming the manifest ``field`` that chose ``io``: a manifest that
+    describes other graphs than the bundle holds would fail inside the first call."""
+    from edgert.errors import BundleError
+
+    for role, session in sessions.items():
+        given = sorted(i.name for i in session.get_inputs())  # type: ignore[attr-defined]
+        expected = sorted(io[f"{role}_inputs"])
+        if given != expected:
+            raise BundleError(
+                f"the manifest of {where}: {field} describes graphs where {role}.onnx takes "
+                f"{', '.join(expected)}; it takes {', '.join(given)}",
+                hint="re-export the bundle",
+            )

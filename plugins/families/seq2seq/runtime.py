@@ -24,9 +24,14 @@ from edgert.decoding import VerifyTolerance
 from edgert.errors import BundleError, InputError
 from edgert.plugins.decoding.lexicon import Lexicon
 from edgert.plugins.families.seq2seq.core import Layout, PositionBias, Seq2SeqCore
-from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable
+from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable, multiplier
 from edgert.plugins.families.seq2seq.generation import check_generation
-from edgert.plugins.families.seq2seq.names import check_layout
+from edgert.plugins.families.seq2seq.names import (
+    check_inputs,
+    check_layout,
+    encoder_decoder_io,
+    lean_t5_io,
+)
 from edgert.plugins.families.seq2seq.static_core import StaticSeq2SeqCore
 from edgert.plugins.families.seq2seq.text import (
     Detokenizer,
@@ -115,7 +120,7 @@ class Seq2SeqModel:
         self.open_sessions("encoder.onnx", allow_fallback, threads)
         tables = manifest["embeddings"]
         encoder_table, decoder_table = (
-            EmbeddingTable(bundle.file(tables[role]["file"]), tables[role]["scale"])
+            EmbeddingTable(bundle.file(tables[role]["file"]), multiplier(tables, role, bundle.path))
             for role in ("encoder", "decoder")
         )
         sessions = (self.encoder_info.session, self.session_info.session)
@@ -133,12 +138,12 @@ class Seq2SeqModel:
                 role: np.load(bundle.file(f), allow_pickle=False) for role, f in files.items()
             }
             bias = PositionBias(**vectors) if vectors else None
+            layout = check_layout(manifest["layout"], self.session_info.session, bundle.path)
+            io = (lean_t5_io if bias else encoder_decoder_io)(layout["layers"])
+            check_inputs(io, dict(zip(("encoder", "decoder"), sessions, strict=True)),
+                         bundle.path, "position_bias")  # fmt: skip
             self.core = Seq2SeqCore(
-                *sessions,
-                (encoder_table, decoder_table),
-                Layout(**check_layout(manifest["layout"], self.session_info.session, bundle.path)),
-                start,
-                bias,
+                *sessions, (encoder_table, decoder_table), Layout(**layout), start, bias
             )
         self.tokenizer = Tokenizer.from_file(str(bundle.file(manifest["tokenizer"])))
         self.describe_core()
