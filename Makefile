@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 EDGERT := $(VENV)/bin/edgert
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench fuzz clean
+.PHONY: install demo test lint bench fuzz reliability clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test: $(STAMP) lint
 fuzz: $(STAMP)
 	EDGERT_FUZZ_EXAMPLES=5000 $(VENV)/bin/pytest -q tests/runtime/test_fuzz.py
 
+# Fuzzed loaders, killed exports, threads and a long run's RSS in one table (minutes).
+reliability: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) benchmarks/reliability.py
+
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) benchmarks/cnn.py
@@ -46,6 +51,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/ofa.py
 	$(PY) benchmarks/dolphin.py
 	$(PY) benchmarks/int8_portability.py
+	$(PY) benchmarks/reliability.py
 
 clean:
 	rm -rf demo-out build dist *.egg-info .pytest_cache

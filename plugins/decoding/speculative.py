@@ -11,6 +11,7 @@ output distributed as sampling from the target (``speculative_sampling``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -228,13 +229,19 @@ class SpeculativeDecoder(DraftingDecoder):
         """Greedy's tokens (or speculative sampling's), the draft held throughout: one
         draft bundle serves every target that names it, and its cache holds one
         generation, so generations of several targets take turns on it."""
-        loaded = draft_model(options.draft, model)
-        with loaded.exclusive():
-            self._draft = loaded.core
+        with self.held_draft(model, options) as draft:
+            self._draft = draft
             try:
                 yield from super().decode(model, input_ids, options)
             finally:
                 self._draft = None
+
+    @contextlib.contextmanager
+    def held_draft(self, model: Any, options: Any) -> Iterator[StepModel]:
+        """The draft bundle's core for ``model``, its lock held until the block ends."""
+        loaded = draft_model(options.draft, model)
+        with loaded.exclusive():
+            yield loaded.core
 
     def proposer(self, model: Any, options: Any) -> Any:
         """The held draft, checked against the target (and given what the target's

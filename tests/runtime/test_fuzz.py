@@ -11,68 +11,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
+from helpers.mutations import DAMAGE, VALUES, damaged, exercise, mutate, paths, with_manifest  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-import edgert  # noqa: E402
-from edgert.bundle import MANIFEST, write_manifest  # noqa: E402
-from edgert.errors import EdgertError  # noqa: E402
+from edgert.bundle import MANIFEST  # noqa: E402
 
 EXAMPLES = int(os.environ.get("EDGERT_FUZZ_EXAMPLES", "400"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))  # fmt: skip
-
-VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**18), 10**18),
-    st.sampled_from([0, -1, 1, 2**31, 2**63, 10**15]), st.floats(allow_nan=True),
-    st.text(max_size=12), st.sampled_from(["../../etc/passwd", "/etc/passwd", "model.onnx", ""]),
-    st.lists(st.integers(-5, 10**15), max_size=4), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
-)  # fmt: skip
-
-
-def paths(tree, prefix=()):
-    """Every path to a value in a JSON tree."""
-    yield prefix
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            yield from paths(value, (*prefix, key))
-    elif isinstance(tree, list):
-        for i, value in enumerate(tree):
-            yield from paths(value, (*prefix, i))
-
-
-def mutate(tree, path, value, delete):
-    if not path:
-        return value
-    tree = json.loads(json.dumps(tree))
-    node = tree
-    for key in path[:-1]:
-        node = node[key]
-    if delete and isinstance(node, dict):
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return tree
-
-
-def exercise(bundle: Path) -> None:
-    """Load and use ``bundle``; only edgert's errors may come out."""
-    try:
-        model = edgert.load(bundle)
-        if hasattr(model, "classify"):
-            model.classify(np.ones((1, *model.input_shape[1:]), np.float32), top_k=1)
-        else:
-            model.generate("the quick brown fox", max_new_tokens=3)
-    except EdgertError:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -93,19 +46,9 @@ def test_mutated_manifests_give_edgert_errors(kind, originals):
     @given(st.sampled_from(every), VALUES, st.booleans())
     def case(path, value, delete):
         with tempfile.TemporaryDirectory() as tmp:
-            copy = Path(tmp) / "b"
-            shutil.copytree(source, copy)
-            (copy / MANIFEST).write_text(json.dumps(mutate(manifest, path, value, delete)))
-            exercise(copy)
+            exercise(with_manifest(source, Path(tmp) / "b", mutate(manifest, path, value, delete)))
 
     case()
-
-
-DAMAGE = st.one_of(
-    st.tuples(st.just("truncate"), st.floats(0, 1)),
-    st.tuples(st.just("flip"), st.lists(st.integers(0, 1 << 30), min_size=1, max_size=8)),
-    st.tuples(st.just("garbage"), st.binary(max_size=64)),
-)
 
 
 @pytest.mark.parametrize("kind", ["cnn", "seq2seq"])
@@ -117,23 +60,7 @@ def test_damaged_files_with_matching_checksums_give_edgert_errors(kind, original
     @given(st.sampled_from(sorted(manifest["files"])), DAMAGE)
     def case(name, damage):
         with tempfile.TemporaryDirectory() as tmp:
-            copy = Path(tmp) / "b"
-            shutil.copytree(source, copy)
-            data = bytearray((copy / name).read_bytes())
-            how, arg = damage
-            if how == "truncate":
-                data = data[: int(len(data) * arg)]
-            elif how == "flip":
-                for bit in arg:
-                    if data:
-                        data[(bit // 8) % len(data)] ^= 1 << (bit % 8)
-            else:
-                data = bytearray(arg)
-            (copy / name).write_bytes(bytes(data))
-            (copy / MANIFEST).unlink()
-            rest = {k: v for k, v in manifest.items() if k not in ("files", "sizes")}
-            write_manifest(copy, rest)  # checksums that match the damage
-            exercise(copy)
+            exercise(damaged(source, Path(tmp) / "b", name, damage))
 
     case()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -112,6 +113,10 @@ class TableSpeculative(SpeculativeDecoder):
     def __init__(self, draft):
         super().__init__()
         self.draft = draft
+
+    @contextlib.contextmanager
+    def held_draft(self, model, options):
+        yield self.draft
 
     def proposer(self, model, options):
         guess = NgramLookup(LookupOptions()) if options.draft_lookup else None

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgert.errors import InputError
 from edgert.plugins.families.dolphin.core import memory_rows
-from edgert.plugins.families.dolphin.memory_cache import MemoryCache, context_key
+from edgert.plugins.families.dolphin.memory_cache import DEFAULT_BYTES, MemoryCache, context_key
 
 POLICIES = ("reject", "chunk")
 
@@ -24,12 +24,12 @@ class ContextMemory:
 
     def __init__(
         self, session: Any, tokenizer: Any, memory_ids: list[int], *, window: int,
-        max_chunks: int, static: bool = False,
+        max_chunks: int, static: bool = False, cache_bytes: int = DEFAULT_BYTES,
     ) -> None:  # fmt: skip
         self.session, self.tokenizer, self.memory_ids = session, tokenizer, list(memory_ids)
         self.window, self.max_chunks = window, max_chunks
         self.static_length = window + len(self.memory_ids) if static else None
-        self.cache = MemoryCache()
+        self.cache = MemoryCache(cache_bytes)
 
     def memory(
         self, context: str, *, context_policy: str = "reject"

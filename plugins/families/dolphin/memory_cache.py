@@ -9,12 +9,13 @@ of where they came from, and nothing of the text itself is kept.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 
-DEFAULT_BYTES = 64 * 2**20
+DEFAULT_BYTES = 64 * 2**20  # the profile's runtime.context_cache_mib sets it per device
 
 
 def context_key(ids: Sequence[int], *parts: object) -> str:
@@ -26,7 +27,10 @@ def context_key(ids: Sequence[int], *parts: object) -> str:
 
 
 class MemoryCache:
-    """Least-recently-used memory rows up to ``max_bytes`` (0 turns caching off)."""
+    """Least-recently-used memory rows up to ``max_bytes`` (0 turns caching off).
+
+    Safe to share between threads: ``model.memory()`` may run outside a generation's lock.
+    """
 
     def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
         if max_bytes < 0:
@@ -36,16 +40,18 @@ class MemoryCache:
         self.bytes = 0
         self.hits = 0
         self.misses = 0
+        self._lock = threading.Lock()
 
     def get(self, key: str) -> np.ndarray | None:
         """The rows for ``key`` (now the most recently used), or None."""
-        rows = self._items.get(key)
-        if rows is None:
-            self.misses += 1
-            return None
-        self._items.move_to_end(key)
-        self.hits += 1
-        return rows
+        with self._lock:
+            rows = self._items.get(key)
+            if rows is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return rows
 
     def put(self, key: str, rows: np.ndarray) -> None:
         """Keep ``rows``, evicting the least recently used until the total fits.
@@ -54,20 +60,22 @@ class MemoryCache:
         """
         if rows.nbytes > self.max_bytes:
             return
-        if key in self._items:
-            self.bytes -= self._items.pop(key).nbytes
         rows = np.array(rows, copy=True)
         rows.setflags(write=False)
-        self._items[key] = rows
-        self.bytes += rows.nbytes
-        while self.bytes > self.max_bytes:
-            _, evicted = self._items.popitem(last=False)
-            self.bytes -= evicted.nbytes
+        with self._lock:
+            if key in self._items:
+                self.bytes -= self._items.pop(key).nbytes
+            self._items[key] = rows
+            self.bytes += rows.nbytes
+            while self.bytes > self.max_bytes:
+                _, evicted = self._items.popitem(last=False)
+                self.bytes -= evicted.nbytes
 
     def __len__(self) -> int:
         return len(self._items)
 
     def clear(self) -> None:
         """Forget every entry (statistics are kept)."""
-        self._items.clear()
-        self.bytes = 0
+        with self._lock:
+            self._items.clear()
+            self.bytes = 0
