@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -79,7 +80,8 @@ def fuzz(cases: int, work: Path) -> list[dict[str, Any]]:
                 outcomes[body(*case)] += 1
             except Exception as exc:  # the defect being looked for: kept, not raised
                 outcomes["other exception"] += 1
-                failures.append(f"{type(exc).__name__}: {exc}"[:200])
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                failures.append(f"{type(exc).__name__}: {exc} ({where.filename}:{where.lineno})")
 
         started = time.perf_counter()
         run(given(strategy)(attempt))()

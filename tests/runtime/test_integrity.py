@@ -122,3 +122,22 @@ def test_a_huge_layer_count_is_refused_without_building_its_names(seq2seq_bundle
     rewrite(copy, lambda m: m["layout"].update(layers=121594663))
     with pytest.raises(BundleError, match="layout.layers is 121594663"):
         edgert.load(copy)
+
+
+def test_embedding_rows_of_another_width_are_refused_at_load(seq2seq_bundles, tmp_path):
+    """Found by the fuzzed loaders: a flipped bit in a table's header gave a narrower table
+    that still read, and onnxruntime refused it inside generate()."""
+    import shutil
+
+    import numpy as np
+
+    copy = tmp_path / "t5"
+    shutil.copytree(seq2seq_bundles["t5"], copy)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    name = manifest["embeddings"]["decoder"]["file"]
+    rows = np.load(copy / name)
+    np.save(copy / name, rows[:, :-3])
+    (copy / MANIFEST).unlink()
+    write_manifest(copy, {k: v for k, v in manifest.items() if k not in ("files", "sizes")})
+    with pytest.raises(BundleError, match=rf"rows are {rows.shape[1] - 3} wide, the graph takes"):
+        edgert.load(copy)

@@ -115,3 +115,13 @@ def multiplier(tables: Any, role: str, where: object) -> float:
         raise BundleError(f"the manifest of {where}: embeddings.{role}.scale is {value!r}; "
                           "expected a number", hint="re-export the bundle")  # fmt: skip
     return float(value)
+
+
+def check_width(table: EmbeddingTable, session: Any, where: object) -> EmbeddingTable:
+    """``table`` if its rows are as wide as ``session``'s ``inputs_embeds``; else a
+    BundleError at load (a damaged header can describe another shape that still reads)."""
+    width = next((i.shape[-1] for i in session.get_inputs() if i.name == "inputs_embeds"), None)
+    if isinstance(width, int) and width != table.dim:
+        raise BundleError(f"{where}: the embedding rows are {table.dim} wide, the graph takes "
+                          f"{width}", hint="re-export the bundle")  # fmt: skip
+    return table

@@ -24,7 +24,7 @@ from edgert.decoding import VerifyTolerance
 from edgert.errors import BundleError, InputError
 from edgert.plugins.decoding.lexicon import Lexicon
 from edgert.plugins.families.seq2seq.core import Layout, PositionBias, Seq2SeqCore
-from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable, multiplier
+from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable, check_width, multiplier
 from edgert.plugins.families.seq2seq.generation import check_generation
 from edgert.plugins.families.seq2seq.names import (
     check_inputs,
@@ -124,6 +124,8 @@ class Seq2SeqModel:
             for role in ("encoder", "decoder")
         )
         sessions = (self.encoder_info.session, self.session_info.session)
+        for table, session in zip((encoder_table, decoder_table), sessions, strict=True):
+            check_width(table, session, bundle.path)
         start = self.defaults["decoder_start_token_id"]
         static = manifest.get("static")
         if static:
@@ -137,8 +139,13 @@ class Seq2SeqModel:
             vectors = {
                 role: np.load(bundle.file(f), allow_pickle=False) for role, f in files.items()
             }
-            bias = PositionBias(**vectors) if vectors else None
             layout = check_layout(manifest["layout"], self.session_info.session, bundle.path)
+            for role, vector in vectors.items():
+                if vector.ndim != 2 or vector.shape[0] != layout.get("heads") or not vector.size:
+                    raise BundleError(f"{files[role]} in {bundle.path} holds a {vector.shape} "
+                                      f"position bias; the layout has {layout.get('heads')} "
+                                      "heads", hint="re-export the bundle")  # fmt: skip
+            bias = PositionBias(**vectors) if vectors else None
             io = (lean_t5_io if bias else encoder_decoder_io)(layout["layers"])
             check_inputs(io, dict(zip(("encoder", "decoder"), sessions, strict=True)),
                          bundle.path, "position_bias")  # fmt: skip
