@@ -69,7 +69,7 @@ class Bundle:
 
     @property
     def family(self) -> str:
-        """The model family ("cnn", "seq2seq", ...)."""
+        """The model family: the name its family plugin registered."""
         return self.manifest["family"]
 
     def graph(self, role: str) -> dict[str, Any]:

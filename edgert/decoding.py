@@ -139,8 +139,8 @@ class PreparesInput(Protocol):
 
 @runtime_checkable
 class PreparesDraft(Protocol):
-    """A target whose draft model needs per-generation state from it (a decoder-decoder's
-    draft reads the same context as memory rows of its own)."""
+    """A target whose draft model needs per-generation state from it (e.g. an input the
+    target encoded before decoding, which the draft must encode its own way)."""
 
     def prepare_draft(self, draft: StepModel) -> None:
         """Give ``draft`` what this generation needs, while the decoder holds it."""

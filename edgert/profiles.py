@@ -37,9 +37,10 @@ class RuntimeSection:
     # Run int8 QDQ graphs unfused (products in float from the int8 values): exact on any
     # CPU, slower. Set at load for full-range int8 on a CPU without VNNI (edgert.kernels).
     emulate_int8: bool = False
-    # Decoder-decoders: the LRU of context memory rows, in MiB (0 = no cache). A device
-    # with little memory sets it low; one that answers many questions per document high.
-    context_cache_mib: int = 64
+    # What a loaded model may keep between generations to reuse (e.g. encodings of inputs
+    # it is asked about again), in MiB; 0 = nothing. A device with little memory sets it
+    # low; one that asks many questions of one input sets it high.
+    cache_mib: int = 64
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def _bounded(profile: DeviceProfile) -> list[tuple[str, int, int, int]]:
     export, quant = profile.export, profile.export.quantization
     return [
         ("runtime.threads", profile.runtime.threads, 0, 1024),
-        ("runtime.context_cache_mib", profile.runtime.context_cache_mib, 0, 1 << 20),
+        ("runtime.cache_mib", profile.runtime.cache_mib, 0, 1 << 20),
         ("export.opset", export.opset, 7, 30),
         ("export.batch_size", export.batch_size, 0, 1 << 16),
         ("export.max_input_length", export.max_input_length, 1, 1 << 20),

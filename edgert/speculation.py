@@ -386,8 +386,8 @@ def _propose(
     vocab: int, ahead: Callable[[], Any] | None = None,
 ) -> list[int]:  # fmt: skip
     """``next_draft`` from a greedy proposer, cut before the first id the model has no
-    token for (a proposer copying the input may copy a placeholder, e.g. the memory
-    marker of a decoder-decoder prompt)."""
+    token for (a proposer copying the input may copy a placeholder id that a family
+    replaces before the decoder sees it)."""
     drafts = next_draft(
         lambda room: (proposer.propose(generated, room), ()), k, options, len(generated), ahead
     )[0]

@@ -229,12 +229,8 @@ class SpeculativeDecoder(DraftingDecoder):
         """Greedy's tokens (or speculative sampling's), the draft held throughout: one
         draft bundle serves every target that names it, and its cache holds one
         generation, so generations of several targets take turns on it."""
-        with self.held_draft(model, options) as draft:
-            self._draft = draft
-            try:
-                yield from super().decode(model, input_ids, options)
-            finally:
-                self._draft = None
+        with self.held_draft(model, options) as self._draft:
+            yield from super().decode(model, input_ids, options)
 
     @contextlib.contextmanager
     def held_draft(self, model: Any, options: Any) -> Iterator[StepModel]:

@@ -52,7 +52,7 @@ def test_the_context_cache_budget_comes_from_the_device_profile(dolphin_bundles,
     root = Path(__file__).resolve().parents[2] / "devices"
     text = (root / "cpu-generic.toml").read_text().replace('id = "cpu-generic"', 'id = "small"')
     profile = tmp_path / "small.toml"
-    profile.write_text(text.replace("[runtime]\n", "[runtime]\ncontext_cache_mib = 1\n"))
+    profile.write_text(text.replace("[runtime]\n", "[runtime]\ncache_mib = 1\n"))
     assert edgert.load(dolphin_bundles["dolphin"]).memory_cache.max_bytes == 64 * 2**20
     model = edgert.load(dolphin_bundles["dolphin"], device=str(profile))
     assert model.memory_cache.max_bytes == 2**20
@@ -66,8 +66,8 @@ def test_a_negative_cache_budget_is_a_profile_error(tmp_path):
     root = Path(__file__).resolve().parents[2] / "devices"
     text = (root / "cpu-generic.toml").read_text().replace('id = "cpu-generic"', 'id = "bad"')
     profile = tmp_path / "bad.toml"
-    profile.write_text(text.replace("[runtime]\n", "[runtime]\ncontext_cache_mib = -1\n"))
-    with pytest.raises(DeviceProfileError, match="context_cache_mib"):
+    profile.write_text(text.replace("[runtime]\n", "[runtime]\ncache_mib = -1\n"))
+    with pytest.raises(DeviceProfileError, match="cache_mib"):
         edgert.resolve_device(str(profile))
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-DEFAULT_BYTES = 64 * 2**20  # the profile's runtime.context_cache_mib sets it per device
+DEFAULT_BYTES = 64 * 2**20  # the profile's runtime.cache_mib sets it per device
 
 
 def context_key(ids: Sequence[int], *parts: object) -> str:

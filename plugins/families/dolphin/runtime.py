@@ -85,7 +85,7 @@ class DolphinModel(Seq2SeqModel):
         self.context = ContextMemory(
             self.memory_info.session, self.context_tokenizer, self.settings["memory_ids"],
             window=int(self.settings["context_window"]), max_chunks=int(self.settings["max_chunks"]),
-            static=bool(self.static), cache_bytes=self.profile.runtime.context_cache_mib * 2**20,
+            static=bool(self.static), cache_bytes=self.profile.runtime.cache_mib * 2**20,
         )  # fmt: skip
         self.core.context = self.context  # a decoder-decoder draft gets its own memory too
 

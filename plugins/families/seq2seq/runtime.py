@@ -118,34 +118,24 @@ class Seq2SeqModel:
         manifest = bundle.manifest
         self.defaults: dict[str, Any] = check_generation(manifest, bundle.path)
         self.open_sessions("encoder.onnx", allow_fallback, threads)
+        sessions = (self.encoder_info.session, self.session_info.session)
         tables = manifest["embeddings"]
         encoder_table, decoder_table = (
-            EmbeddingTable(bundle.file(tables[role]["file"]), multiplier(tables, role, bundle.path))
-            for role in ("encoder", "decoder")
-        )
-        sessions = (self.encoder_info.session, self.session_info.session)
-        for table, session in zip((encoder_table, decoder_table), sessions, strict=True):
-            check_width(table, session, bundle.path)
+            check_width(EmbeddingTable(bundle.file(tables[role]["file"]),
+                                       multiplier(tables, role, bundle.path)), session, bundle.path)
+            for role, session in zip(("encoder", "decoder"), sessions, strict=True)
+        )  # fmt: skip
+        layout = check_layout(manifest["layout"], self.session_info.session, bundle.path)
         start = self.defaults["decoder_start_token_id"]
         static = manifest.get("static")
         if static:
             self.core: Any = StaticSeq2SeqCore(
-                *sessions, (encoder_table, decoder_table), Layout(**check_layout(manifest["layout"], self.session_info.session, bundle.path)), start,
+                *sessions, (encoder_table, decoder_table), Layout(**layout), start,
                 static["source_length"], static["max_total_length"],
                 np.load(bundle.file(static["bias"]), allow_pickle=False),
             )  # fmt: skip
         else:
-            files = manifest.get("position_bias") or {}
-            vectors = {
-                role: np.load(bundle.file(f), allow_pickle=False) for role, f in files.items()
-            }
-            layout = check_layout(manifest["layout"], self.session_info.session, bundle.path)
-            for role, vector in vectors.items():
-                if vector.ndim != 2 or vector.shape[0] != layout.get("heads") or not vector.size:
-                    raise BundleError(f"{files[role]} in {bundle.path} holds a {vector.shape} "
-                                      f"position bias; the layout has {layout.get('heads')} "
-                                      "heads", hint="re-export the bundle")  # fmt: skip
-            bias = PositionBias(**vectors) if vectors else None
+            bias = _position_bias(bundle, manifest.get("position_bias") or {}, layout["heads"])
             io = (lean_t5_io if bias else encoder_decoder_io)(layout["layers"])
             check_inputs(io, dict(zip(("encoder", "decoder"), sessions, strict=True)),
                          bundle.path, "position_bias")  # fmt: skip
@@ -447,6 +437,17 @@ class Seq2SeqModel:
         return (
             f"Seq2SeqModel({self.bundle.path}, device={self.profile.id}, provider={self.provider})"
         )
+
+
+def _position_bias(bundle: Bundle, files: dict[str, str], heads: int) -> PositionBias | None:
+    """The lean T5 graphs' per-distance bias vectors (``[heads, distances]`` each), checked
+    against the layout at load; None for graphs that bucket positions themselves."""
+    vectors = {role: np.load(bundle.file(f), allow_pickle=False) for role, f in files.items()}
+    for role, vector in vectors.items():
+        if vector.ndim != 2 or vector.shape[0] != heads or not vector.size:
+            raise BundleError(f"{files[role]} in {bundle.path} holds a {vector.shape} position "
+                              f"bias; the layout has {heads} heads", hint="re-export the bundle")  # fmt: skip
+    return PositionBias(**vectors) if vectors else None
 
 
 def _return_freed_heap() -> None:
