@@ -81,6 +81,8 @@ class ModelInfo:
     lexicon: Any = None  # whole-word corrections for input-guided drafts (a ``Lexicon``)
     verify_tolerance: VerifyTolerance = VerifyTolerance()  # multi-token logit drift
     multi_token_step: bool = True  # False: ``step`` costs one decoder call per token (static)
+    step_width: int | None = None  # most new tokens one call takes (fixed-width graphs); None: any
+    one_token_hint: str = ""  # with ``multi_token_step`` False: how to get multi-token calls
     max_length: int | None = None  # decoder positions the model holds; a draft stops there too
     profile_id: str = ""  # the device profile, for messages
     run_device: str | None = None  # the ``--device`` it was loaded with; a draft follows it

@@ -75,6 +75,10 @@ class ExportSection:
     batch_size: int = 1  # fixed batch for static shapes
     max_input_length: int = 512  # text families: encoder length bucket
     max_total_length: int = 1024  # text families: KV buffer size
+    # static shapes: tokens one verify graph checks per call (lossless decoders verify
+    # drafts with it; 0: no verify graph, those decoders are refused). 4 by measurement
+    # on the HTP simulator: ``benchmarks/static_verify.py``
+    verify_width: int = 4
     steps: tuple[str, ...] = ("optimize", "validate")
     quantization: QuantizationSection = field(default_factory=QuantizationSection)
 
@@ -125,6 +129,7 @@ def _bounded(profile: DeviceProfile) -> list[tuple[str, int, int, int]]:
         ("export.batch_size", export.batch_size, 0, 1 << 16),
         ("export.max_input_length", export.max_input_length, 1, 1 << 20),
         ("export.max_total_length", export.max_total_length, 2, 1 << 20),
+        ("export.verify_width", export.verify_width, 0, 64),
         ("export.quantization.calibration_samples", quant.calibration_samples, 1, 1 << 20),
         ("export.quantization.block_size", quant.block_size, 16, 4096),
         ("export.quantization.accuracy_level", quant.accuracy_level, 0, 4),
@@ -137,6 +142,12 @@ def parse_profile(data: Mapping[str, Any], where: str) -> DeviceProfile:
     profile = build(DeviceProfile, data, where)
     if profile.export.static_shapes and profile.export.batch_size < 1:
         raise DeviceProfileError(f"{where}: export.batch_size must be >= 1 for static shapes")
+    if profile.export.static_shapes and profile.export.verify_width == 1:
+        raise DeviceProfileError(
+            f"{where}: export.verify_width is 1; a verify call checks the fed token and at "
+            "least one drafted token",
+            hint="use 0 (no verify graph) or 2..64 (4 is the default)",
+        )
     for name, value, low, high in _bounded(profile):
         if not low <= value <= high:
             raise DeviceProfileError(

@@ -217,10 +217,12 @@ class SpeculationStats:
 
 
 def check_model(model: Any, decoder: str) -> None:
-    """Refuse models whose step cannot verify several tokens in one call (static NPU graphs).
+    """Refuse models whose step cannot verify several tokens in one call (static graphs
+    without a verify graph).
 
     Such a ``step`` runs one decoder call per token, so drafting cannot save a call; the
-    error names the bundle's profile and the decoders and profiles to use instead.
+    error names the bundle's profile and what to do instead: the family's own advice
+    (``info.one_token_hint``, e.g. how to re-export with a verify graph) where it has one.
     """
     if not model.info.multi_token_step:
         profile = model.info.profile_id
@@ -228,9 +230,20 @@ def check_model(model: Any, decoder: str) -> None:
         raise InputError(
             f"decoder {decoder!r} is unsupported on this bundle's static (NPU) graph{where}: "
             "it verifies drafts several tokens per call, and this graph takes one token per call",
-            hint="use --decoder greedy (or sampling) on this profile, or export for a CPU/GPU profile "
-            "(e.g. --device x86-avx2-int8) to use lossless accelerated decoding",
+            hint=model.info.one_token_hint
+            or "use --decoder greedy (or sampling) on this profile, or export for a CPU/GPU "
+            "profile (e.g. --device x86-avx2-int8) to use lossless accelerated decoding",
         )
+
+
+def fit_width(k: AdaptiveK, width: int | None) -> AdaptiveK:
+    """Draft lengths cut to what one call of a fixed-width graph verifies: ``width`` fed
+    tokens, the last emitted one and ``width - 1`` drafted."""
+    if not width:
+        return k
+    most = max(1, width - 1)
+    k.k, k.low, k.high = min(k.k, most), min(k.low, most), min(k.high, most)
+    return k
 
 
 def speculate(
@@ -506,6 +519,7 @@ class DraftingDecoder(abc.ABC):
         k = AdaptiveK(
             options.draft_tokens, options.min_draft_tokens, options.max_draft_tokens, self.patient
         )
+        fit_width(k, model.info.step_width)
         history = draft_history(model, self.history_key(options))
         if not history.hopeful():
             k.idle = LONGEST_PAUSE  # drafts kept failing on this model: start as greedy does

@@ -2,7 +2,9 @@
 
 Random buffers calibrate badly (80% next-token agreement on a tiny T5 on the HTP): the
 decoder's activations depend on real K/V histories. So the fp32 graphs decode sample
-texts greedily on CPU and every encoder and decoder feed is recorded.
+texts greedily on CPU and every encoder and decoder feed is recorded. The verify graph
+then checks each decoded sequence K tokens per call, as a draft that is all accepted
+would be checked, and those feeds calibrate it.
 """
 
 from __future__ import annotations
@@ -45,8 +47,13 @@ def calibration_traces(paths: dict[str, Path], ctx: ExportContext, texts: tuple[
     encoder = Recorder(
         ort.InferenceSession(str(paths["encoder"]), options, providers=["CPUExecutionProvider"])
     )
-    decoder = Recorder(
-        ort.InferenceSession(str(paths["decoder"]), options, providers=["CPUExecutionProvider"])
+    decoder, verify = (
+        Recorder(
+            ort.InferenceSession(str(paths[role]), options, providers=["CPUExecutionProvider"])
+        )
+        if role in paths
+        else None
+        for role in ("decoder", "verify")
     )
     tables = {}
     for name, weights in ctx.extra["tables"].items():
@@ -60,16 +67,21 @@ def calibration_traces(paths: dict[str, Path], ctx: ExportContext, texts: tuple[
     core = StaticSeq2SeqCore(
         encoder, decoder, (enc, dec), Layout(lay.layers, lay.heads, lay.head_dim, lay.d_model, lay.vocab),
         defaults["decoder_start_token_id"], static["source_length"], static["max_total_length"], static["bias"],
+        verify, static["verify_width"],
     )  # fmt: skip
     eos = set(defaults["eos_token_ids"])
     samples = _samples(ctx, texts, validation_inputs, static["source_length"])
     for ids in samples:  # the start call and up to 32 steps, each feed recorded
-        greedy_tokens(core, ids, 1 + max(0, min(32, static["max_total_length"] - 2)), eos)
-    step = max(1, len(decoder.feeds) // MAX_DECODER_FEEDS)
-    return {
-        "encoder": {"calibration": encoder.feeds},
-        "decoder": {"calibration": decoder.feeds[::step]},
-    }
+        tokens = greedy_tokens(core, ids, 1 + max(0, min(32, static["max_total_length"] - 2)), eos)
+        if verify is not None and len(tokens) > 1:  # the same sequence, K tokens a call
+            core.rollback(1)
+            core.step(tokens[:-1])
+    per_graph = {"encoder": {"calibration": encoder.feeds}}
+    for role, recorder in (("decoder", decoder), ("verify", verify)):
+        if recorder is not None:
+            step = max(1, len(recorder.feeds) // MAX_DECODER_FEEDS)
+            per_graph[role] = {"calibration": recorder.feeds[::step]}
+    return per_graph
 
 
 def _samples(

@@ -369,6 +369,8 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
     spelt = check_dictionary(options.dictionary, tokenizers.target or tokenizer_json)
     defaults = generation_defaults(model, profile)
     static = _static_settings(model, profile)
+    if static:
+        profile = verify_like_decoder(profile)
     lean = not static and model.config.model_type in seq2seq_t5.T5_TYPES
     opset = profile.export.opset
     tables, roles = embedding_tables(model)
@@ -385,8 +387,9 @@ def export_seq2seq(options: Seq2SeqExport, profile: DeviceProfile, catalog: Cata
     def graphs(out: Path) -> dict[str, Path]:
         if static:
             return export_static_graphs(
-                model, out, static["source_length"], static["max_total_length"], opset
-            )
+                model, out, static["source_length"], static["max_total_length"], opset,
+                static["verify_width"],
+            )  # fmt: skip
         return (seq2seq_t5.export_t5_graphs if lean else export_graphs)(model, out, opset)
 
     def prepare(paths: dict[str, Path], ctx: ExportContext) -> None:
@@ -476,7 +479,34 @@ def _static_settings(model: Any, profile: DeviceProfile) -> dict[str, Any] | Non
         return None
     check_supported(model)
     source_length, max_total_length = lengths(model, profile)
-    return {"source_length": source_length, "max_total_length": max_total_length}
+    width = profile.export.verify_width
+    if width >= max_total_length:
+        raise ExportError(
+            f"export.verify_width is {width}, and the decoder's window "
+            f"(export.max_total_length) holds {max_total_length} positions: a verify call "
+            "must fit in the window",
+            hint="lower export.verify_width (4 is the default) or raise export.max_total_length "
+            "in the profile, then export again",
+        )
+    return {
+        "source_length": source_length, "max_total_length": max_total_length,
+        "verify_width": width,
+    }  # fmt: skip
+
+
+def verify_like_decoder(profile: DeviceProfile) -> DeviceProfile:
+    """The profile with the verify graph quantized as the decoder is, unless it names the
+    verify graph itself: it is the decoder at another width, with the same activations."""
+    q = profile.export.quantization
+    types, methods = dict(q.graph_activation_types), dict(q.graph_methods)
+    for table in (types, methods):
+        if "decoder" in table:
+            table.setdefault("verify", table["decoder"])
+    quantization = dataclasses.replace(q, graph_activation_types=types, graph_methods=methods)
+    export = dataclasses.replace(profile.export, quantization=quantization)
+    copy = dataclasses.replace(profile, export=export)
+    object.__setattr__(copy, "source", profile.source)
+    return copy
 
 
 def _manifest(
@@ -490,8 +520,9 @@ def _manifest(
     """The seq2seq family's own manifest keys."""
     lay = layout(model)
     names = (static_t5_io if static else lean_t5_io if bias else encoder_decoder_io)(lay.layers)
+    verify = ("verify",) if static and static["verify_width"] else ()
     return {
-        "graphs": graph_entries(names, "encoder", "decoder"),
+        "graphs": graph_entries(names, "encoder", "decoder", *verify),
         "layout": dataclasses.asdict(lay),
         "embeddings": {
             role: {"file": f"{name}.npy", "scale": scale} for role, (name, scale) in roles.items()

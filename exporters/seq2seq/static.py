@@ -7,11 +7,20 @@ NPUs compile a graph once for fixed shapes, so nothing may grow:
     decoder:  inputs_embeds [1, 1, D], self_bias [1, H, 1, M + 1], cross_bias [1, 1, 1, S],
               past_k_i, past_v_i [1, H, M, Dh] (fixed-size buffers, M = max_total_length),
               cross_k_i, cross_v_i -> logits [1, 1, V], new_k_i, new_v_i [1, H, 1, Dh]
+    verify:   the decoder at a fixed width of K new tokens (the profile's
+              ``export.verify_width``): inputs_embeds [1, K, D], self_bias [1, H, K, M + K]
+              -> logits [1, K, V], new_k_i, new_v_i [1, H, K, Dh]
 
 The runtime writes each step's new K/V into buffer slot ``position`` and passes the
 relative-position bias plus the validity mask as ``self_bias``, computed outside the graph:
 T5's bucketing uses ``Log``, which the HTP rejects. Rollback is free: slots past the
 current length are masked.
+
+The verify graph lets lossless decoders check a draft in one call, where a static graph
+would otherwise take one call per token. A draft shorter than K is padded; the mask keeps
+real rows from seeing the padding (causal) and each padding row sees only itself, so the
+padding changes nothing and may sit past the end of the buffers. The runtime writes the
+fed rows' K/V and rolls back by length what is not accepted.
 
 The decoder step is written here from the model's weights (not by tracing the library),
 because the library's cache appends keys and would give the new key the wrong relative
@@ -65,47 +74,50 @@ def relative_bias_table(model: Any, max_total: int) -> np.ndarray:
 
 
 def export_static_graphs(
-    model: Any, out_dir: Path, source_len: int, max_total: int, opset: int
+    model: Any, out_dir: Path, source_len: int, max_total: int, opset: int, width: int = 0
 ) -> dict:
-    """Export static encoder.onnx and decoder.onnx; returns their paths."""
+    """Export static encoder.onnx and decoder.onnx, and verify.onnx when ``width`` >= 2;
+    returns their paths."""
     check_supported(model)
     lay = layout(model)
-    encoder_path, decoder_path = out_dir / "encoder.onnx", out_dir / "decoder.onnx"
+    paths = {role: out_dir / f"{role}.onnx" for role in ("encoder", "decoder", "verify")}
+    if width < 2:
+        del paths["verify"]
     names = static_t5_io(lay.layers)
+    buffers = [torch.zeros(1, lay.heads, max_total, lay.head_dim) for _ in range(2 * lay.layers)]
+    cross = [torch.randn(1, lay.heads, source_len, lay.head_dim) for _ in range(2 * lay.layers)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             EncoderGraph(model).eval(),
             (torch.randn(1, source_len, lay.d_model), torch.ones(1, source_len, dtype=torch.int64)),
-            str(encoder_path),
+            str(paths["encoder"]),
             input_names=names["encoder_inputs"],
             output_names=names["encoder_outputs"],
             opset_version=opset,
             dynamo=False,
         )
-        soften_mask_constants(encoder_path)
-        buffers = [
-            torch.zeros(1, lay.heads, max_total, lay.head_dim) for _ in range(2 * lay.layers)
-        ]
-        cross = [torch.randn(1, lay.heads, source_len, lay.head_dim) for _ in range(2 * lay.layers)]
-        torch.onnx.export(
-            StaticT5Decoder(model).eval(),
-            (
-                torch.randn(1, 1, lay.d_model),
-                torch.zeros(1, lay.heads, 1, max_total + 1),
-                torch.zeros(1, 1, 1, source_len),
-                *buffers,
-                *cross,
-            ),
-            str(decoder_path),
-            input_names=names["decoder_inputs"],
-            output_names=names["decoder_outputs"],
-            opset_version=opset,
-            dynamo=False,
-        )
+        soften_mask_constants(paths["encoder"])
+        for role in [r for r in paths if r != "encoder"]:
+            new = width if role == "verify" else 1
+            torch.onnx.export(
+                StaticT5Decoder(model).eval(),
+                (
+                    torch.randn(1, new, lay.d_model),
+                    torch.zeros(1, lay.heads, new, max_total + new),
+                    torch.zeros(1, 1, 1, source_len),
+                    *buffers,
+                    *cross,
+                ),
+                str(paths[role]),
+                input_names=names[f"{role}_inputs"],
+                output_names=names[f"{role}_outputs"],
+                opset_version=opset,
+                dynamo=False,
+            )
     model.eval()
-    return {"encoder": encoder_path, "decoder": decoder_path}
+    return paths
 
 
 SOFT_MASK = -1.0e4

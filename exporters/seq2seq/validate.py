@@ -9,6 +9,12 @@ the KV cache.
   1e-3 x max(1, |logits|) of PyTorch;
 - fp16 / int8: greedy next-token agreement over all teacher-forced positions is reported;
   the export fails below 90% (int8 dynamic is expected at >= 98%).
+
+A static bundle's teacher-forced call runs its verify graph (K tokens a call), where it
+has one, and the cache path its one-token step graph: both are checked against PyTorch.
+How far the verify graph's logits move from the step graph's is measured too and stored,
+with a margin, as ``verify_drift``: the lossless decoders recompute a verified position
+one token per call when its top two logits are closer than that.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable, save_tabl
 from edgert.plugins.families.seq2seq.static_core import StaticSeq2SeqCore
 
 FP32_RELATIVE_ATOL = 1e-3
+DRIFT_MARGIN = 2.0  # the stored verify drift: twice the largest seen on the inputs
 MIN_AGREEMENT = 0.90
 NEW_TOKENS = 12
 
@@ -83,9 +90,13 @@ def _core(artifacts: dict[str, Artifact], ctx: ExportContext) -> tuple[Any, str]
     start = ctx.extra["defaults"]["decoder_start_token_id"]
     static = ctx.extra.get("static")
     if static:
+        verify = (
+            validation_session(artifacts["verify"].path, ctx)[0] if "verify" in artifacts else None
+        )
         core: Any = StaticSeq2SeqCore(
             encoder.session, decoder.session, (enc, dec), sizes, start,
             static["source_length"], static["max_total_length"], static["bias"],
+            verify.session if verify else None, static["verify_width"],
         )  # fmt: skip
     else:
         vectors = ctx.extra.get("position_bias")
@@ -103,6 +114,7 @@ def validate_seq2seq(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
     agree = total = 0
     worst = 0.0
     greedy_equal = True
+    drift = Drift() if isinstance(core, StaticSeq2SeqCore) and core.verify is not None else None
     inputs = validation_inputs(ctx)
     for ids in inputs:
         tokens, expected = _reference(model, ids, start, eos)
@@ -114,6 +126,9 @@ def validate_seq2seq(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
         agree += int(np.sum(got.argmax(-1) == expected.argmax(-1)))
         total += len(tokens)
         greedy_equal &= greedy_tokens(core, ids, len(tokens), eos) == tokens
+        if drift:
+            core.encode(ids)
+            drift.add(got, np.concatenate([core.step([t]) for t in [start, *tokens[:-1]]]))
     result = {
         "inputs": len(inputs),
         "ran_on": where,
@@ -122,8 +137,32 @@ def validate_seq2seq(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
         "max_relative_logit_diff": worst,
         "greedy_identical": bool(greedy_equal),
     }
+    if drift:
+        result |= drift.result()
     check_tolerance(result, precision)
     return result
+
+
+class Drift:
+    """How far verify-graph logits move from the step graph's on the same positions."""
+
+    def __init__(self) -> None:
+        self.absolute = self.relative = 0.0
+        self.agree = self.rows = 0
+
+    def add(self, wide: np.ndarray, single: np.ndarray) -> None:
+        moved = np.abs(wide - single).max(axis=-1)
+        scale = np.maximum(np.abs(single).max(axis=-1), 1e-6)
+        self.absolute = max(self.absolute, float(moved.max()))
+        self.relative = max(self.relative, float((moved / scale).max()))
+        self.agree += int(np.sum(wide.argmax(-1) == single.argmax(-1)))
+        self.rows += len(single)
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "verify_agreement": self.agree / max(1, self.rows),
+            "verify_drift": [self.absolute * DRIFT_MARGIN, self.relative * DRIFT_MARGIN],
+        }
 
 
 def check_tolerance(result: dict[str, Any], precision: str) -> None:

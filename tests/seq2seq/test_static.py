@@ -41,6 +41,16 @@ def static_fp32(tmp_path_factory, seq2seq_sources):
             for kind in ("t5", "t5v11")}  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def without_verify(tmp_path_factory, seq2seq_sources):
+    """A static bundle exported with ``export.verify_width = 0``: no verify graph."""
+    root = tmp_path_factory.mktemp("static-one")
+    profile = root / "static-fp32-one.toml"
+    profile.write_text(STATIC_FP32.replace('"static-fp32"', '"static-fp32-one"')
+                       .replace("static_shapes = true", "static_shapes = true\nverify_width = 0"))  # fmt: skip
+    return export(seq2seq_sources["t5"], root / "t5", str(profile))
+
+
 @pytest.mark.parametrize("kind", ["t5", "t5v11"])
 def test_static_fp32_greedy_identical_to_transformers(kind, static_fp32, seq2seq_sources):
     model = edgert.load(static_fp32[kind].path)
@@ -63,6 +73,135 @@ def test_static_rollback_is_free_and_exact(static_fp32):
     np.testing.assert_allclose(many[1:], again, atol=1e-5)
 
 
+def test_static_bundle_carries_a_verify_graph_checked_against_its_step_graph(static_fp32):
+    bundle = static_fp32["t5"]
+    assert [g["role"] for g in bundle.manifest["graphs"]] == ["encoder", "decoder", "verify"]
+    assert bundle.manifest["static"]["verify_width"] == 4
+    validation = bundle.manifest["validation"]
+    assert validation["greedy_identical"] and validation["verify_agreement"] == 1.0
+    assert 0 <= validation["verify_drift"][1] < 1e-3  # fp32: rounding only
+    model = edgert.load(bundle.path)
+    assert model.core.info.multi_token_step and model.core.info.step_width == 4
+    assert set(model.verify_info.placement) == {"ort-cpu"}
+
+
+@pytest.mark.parametrize("count", [2, 4, 7, 9])
+def test_verify_calls_equal_one_token_steps(count, static_fp32):
+    """Shorter than K (padded), K, and longer (several verify calls); then a rollback."""
+    import numpy as np
+
+    core = edgert.load(static_fp32["t5"].path).core
+    tokens = [(7 * i + 3) % core.vocab_size for i in range(count)]
+    core.start([5, 6, 7, 1])
+    single = np.concatenate([core.step([t]) for t in tokens])
+    core.rollback(1)
+    session, calls = core.verify, []
+    core.verify = type("Counted", (), {"run": lambda _, *a: calls.append(1) or session.run(*a)})()
+    wide = core.step(tokens)
+    assert len(calls) == -(-count // 4)  # ceil(count / K) calls
+    np.testing.assert_allclose(wide, single, atol=1e-4)
+    core.rollback(2)  # the rejected part of a draft, as a decoder forgets it
+    np.testing.assert_allclose(core.step(tokens[1:]), single[1:], atol=1e-4)
+    assert core.length == 1 + count
+
+
+@pytest.mark.parametrize("decoder", ["aggressive", "lookup", "speculative"])
+@pytest.mark.parametrize("kind", ["t5", "t5v11"])
+def test_lossless_decoders_equal_greedy_on_static_bundles(kind, decoder, static_fp32):
+    """Drafts shorter and longer than K, and generation to the last slot of the window."""
+    model = edgert.load(static_fp32[kind].path)
+    extra = {"draft": str(static_fp32[kind].path)} if decoder == "speculative" else {}
+    for text in TEXTS:
+        for new, draft in ((8, 2), (19, 24)):  # 19: every slot of the 20-position window
+            lengths = {"max_new_tokens": new, "min_new_tokens": new}
+            expected = model.generate(text, **lengths).token_ids
+            got = model.generate(text, decoder=decoder, draft_tokens=draft,
+                                 max_draft_tokens=max(draft, 32), **lengths, **extra)  # fmt: skip
+            assert got.token_ids == expected, (text, new, draft)
+
+
+class Oracle:
+    """Drafts the reference's next tokens, then junk: the drafts run past a stop id."""
+
+    costly = False
+
+    def __init__(self, reference, junk):
+        self.reference, self.junk = reference, junk
+
+    def reset(self, input_ids):
+        pass
+
+    def propose(self, generated, k):
+        return (self.reference[len(generated) :] + [self.junk] * k)[:k]
+
+    def accepted(self, generated, drafted, accepted):
+        pass
+
+
+def test_a_stop_id_inside_a_draft_ends_the_output_as_greedy_does(static_fp32):
+    from edgert.plugins.decoding.aggressive import AggressiveOptions
+    from edgert.plugins.decoding.greedy import GreedyDecoder, GreedyOptions
+    from edgert.speculation import DraftingDecoder
+
+    class OracleDecoder(DraftingDecoder):
+        name, Options, patient = "oracle", AggressiveOptions, True
+
+        def proposer(self, model, options):
+            return Oracle(reference, junk=3)
+
+    core = edgert.load(static_fp32["t5"].path).core
+    ids = [5, 6, 7, 8, 1]
+    free = list(GreedyDecoder().decode(core, ids, GreedyOptions(max_new_tokens=12)))
+    stop = free[6]  # a token greedy emits: with it as a stop id, output ends there
+    reference = list(
+        GreedyDecoder().decode(core, ids, GreedyOptions(max_new_tokens=12, stop_ids=(stop,)))
+    )
+    assert reference[-1] == stop and len(reference) < 12
+    decoder = OracleDecoder()
+    got = list(decoder.decode(core, ids, AggressiveOptions(max_new_tokens=12, stop_ids=(stop,))))
+    assert got == reference
+    assert decoder.stats["target_calls"] <= -(-len(reference) // 3) + 1  # K - 1 drafts a call
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("verify_width", 8, "verify_width is 8; verify.onnx takes 4 tokens"),
+        ("verify_width", "4", "verify_width is '4'"),
+        ("verify_drift", None, "validation.verify_drift is None"),
+        ("verify_drift", [0.1, -1.0], "validation.verify_drift is"),
+    ],
+)
+def test_a_manifest_that_misdescribes_the_verify_graph_is_refused_at_load(
+    field, value, message, static_fp32, tmp_path
+):
+    import json
+
+    from helpers.mutations import with_manifest
+
+    from edgert.errors import BundleError
+
+    manifest = json.loads((static_fp32["t5"].path / "manifest.json").read_text())
+    manifest["static" if field == "verify_width" else "validation"][field] = value
+    copy = with_manifest(static_fp32["t5"].path, tmp_path / "copy", manifest)
+    with pytest.raises(BundleError, match=message) as info:
+        edgert.load(copy)
+    assert "re-export" in info.value.hint
+
+
+def test_a_verify_width_that_does_not_fit_the_window_is_refused(seq2seq_sources, tmp_path):
+    profile = tmp_path / "static-fp32.toml"
+    profile.write_text(STATIC_FP32.replace("static_shapes = true",
+                                           "static_shapes = true\nverify_width = 20"))  # fmt: skip
+    with pytest.raises(ExportError, match="export.verify_width is 20") as info:
+        export(seq2seq_sources["t5"], tmp_path / "out", str(profile))
+    assert (
+        "export.max_total_length" in str(info.value)
+        and "lower export.verify_width" in info.value.hint
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_static_limits_are_clear_errors(static_fp32):
     model = edgert.load(static_fp32["t5"].path)
     with pytest.raises(InputError, match="takes at most 24"):
@@ -74,16 +213,19 @@ def test_static_limits_are_clear_errors(static_fp32):
 
 
 @pytest.mark.parametrize("decoder", ["aggressive", "lookup", "speculative"])
-def test_lossless_decoders_are_refused_naming_the_profile_and_the_alternatives(
-    decoder, static_fp32
+def test_without_a_verify_graph_lossless_decoders_are_refused_naming_the_setting(
+    decoder, without_verify
 ):
-    model = edgert.load(static_fp32["t5"].path)
-    extra = {"draft": str(static_fp32["t5"].path)} if decoder == "speculative" else {}
+    assert "verify" not in {g["role"] for g in without_verify.manifest["graphs"]}
+    assert not (without_verify.path / "verify.onnx").exists()
+    model = edgert.load(without_verify.path)
+    extra = {"draft": str(without_verify.path)} if decoder == "speculative" else {}
     with pytest.raises(InputError, match="unsupported on this bundle's static") as info:
         model.generate("the fox", decoder=decoder, **extra)
-    assert "'static-fp32'" in str(info.value)
+    assert "'static-fp32-one'" in str(info.value)
+    assert "export.verify_width" in info.value.hint
+    assert "edgert export" in info.value.hint and "static-fp32-one.toml --force" in info.value.hint
     assert "--decoder greedy" in info.value.hint
-    assert "--device x86-avx2-int8" in info.value.hint
     assert model.generate("the fox", max_new_tokens=4).token_ids  # greedy still runs
 
 
@@ -110,7 +252,15 @@ def test_npu_bundle_runs_wholly_on_the_htp(seq2seq_sources, tmp_path):
     assert set(model.session_info.placement) == {"ort-qnn"}
     assert set(model.encoder_info.placement) == {"ort-qnn"}
     assert model.session_info.simulated == provider.simulated()
-    assert model.generate("the quick brown fox", max_new_tokens=6).token_ids
+    assert set(model.verify_info.placement) == {"ort-qnn"}  # the verify graph too
+    assert bundle.manifest["quantization"]["verify"]["method"] == "static-qdq"
+    for text in TEXTS:
+        expected = model.generate(text, max_new_tokens=10).token_ids
+        assert expected
+        for decoder in ("aggressive", "lookup", "speculative"):
+            extra = {"draft": str(bundle.path)} if decoder == "speculative" else {}
+            got = model.generate(text, max_new_tokens=10, decoder=decoder, **extra)
+            assert got.token_ids == expected, (text, decoder)
 
 
 @pytest.mark.accelerator("qnn")
@@ -121,11 +271,26 @@ def test_embedded_speller_on_the_npu_corrects_text(tmp_path):
         pytest.skip("onnxruntime-qnn is not installed")
     from importlib import resources
 
-    source = resources.files("edgert.exporters.zoo") / "speller" / "model"
-    bundle = export(source, tmp_path / "speller-npu", "snapdragon-8-gen3-npu")
+    from edgert.exporters.zoo.speller.data import heldout_pairs
+
+    zoo = resources.files("edgert.exporters.zoo") / "speller"
+    bundle = export(zoo / "model", tmp_path / "speller-npu", "snapdragon-8-gen3-npu")
     assert bundle.manifest["validation"]["next_token_agreement"] >= 0.95
     model = edgert.load(bundle.path)
     assert set(model.encoder_info.placement) == {"ort-qnn"}
     assert model.generate("this aiter walked next to another shop in spring").text == (
         "this waiter walked next to another shop in spring"
     )
+    # The lossless decoders on the HTP: greedy's tokens in under half its decoder calls
+    # (the speller copies its input: drafts are mostly accepted, K - 1 = 3 per call).
+    draft = export(zoo / "draft", tmp_path / "draft-npu", "snapdragon-8-gen3-npu")
+    texts = [noisy for noisy, _ in heldout_pairs(6, seed=99)]
+    expected = [model.generate(text).token_ids for text in texts]
+    for decoder in ("aggressive", "lookup", "speculative"):
+        extra = {"draft": str(draft.path)} if decoder == "speculative" else {}
+        calls = tokens = 0
+        for text, greedy in zip(texts, expected, strict=True):
+            got = model.generate(text, decoder=decoder, **extra)
+            assert got.token_ids == greedy, (decoder, text)
+            calls, tokens = calls + got.stats["target_calls"], tokens + len(greedy)
+        assert calls <= 0.5 * tokens, decoder  # greedy makes one call per token

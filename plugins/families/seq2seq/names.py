@@ -79,10 +79,15 @@ def lean_t5_io(layers: int) -> dict[str, list[str]]:
 
 def static_t5_io(layers: int) -> dict[str, list[str]]:
     """Graph I/O of the static (NPU) T5 bundles: the lean decoder's inputs, with fixed-size
-    cache buffers as ``past_*`` and the new rows out; a padded encoder takes a mask."""
-    return lean_t5_io(layers) | {
+    cache buffers as ``past_*`` and the new rows out; a padded encoder takes a mask. The
+    verify graph is the decoder at a fixed width of K new tokens: the same names."""
+    lean = lean_t5_io(layers)
+    outputs = [LOGITS, *cache_names(layers).new]
+    return lean | {
         "encoder_inputs": [INPUTS_EMBEDS, "attention_mask"],
-        "decoder_outputs": [LOGITS, *cache_names(layers).new],
+        "decoder_outputs": outputs,
+        "verify_inputs": lean["decoder_inputs"],
+        "verify_outputs": outputs,
     }
 
 

@@ -32,7 +32,12 @@ from edgert.plugins.families.seq2seq.names import (
     encoder_decoder_io,
     lean_t5_io,
 )
-from edgert.plugins.families.seq2seq.static_core import StaticSeq2SeqCore
+from edgert.plugins.families.seq2seq.static_core import (
+    StaticSeq2SeqCore,
+    one_token_hint,
+    open_verify,
+    verify_drift,
+)
 from edgert.plugins.families.seq2seq.text import (
     Detokenizer,
     StopWatch,
@@ -99,6 +104,8 @@ class Seq2SeqModel:
         ...     print(piece, end="")
     """
 
+    verify_info: SessionInfo | None = None  # a static bundle's verify graph, where it has one
+
     def __init__(
         self,
         bundle: Bundle,
@@ -129,10 +136,13 @@ class Seq2SeqModel:
         start = self.defaults["decoder_start_token_id"]
         static = manifest.get("static")
         if static:
+            self.verify_info = open_verify(bundle, lambda path: create_session(
+                path, profile, catalog, allow_fallback=allow_fallback, threads=threads))  # fmt: skip
             self.core: Any = StaticSeq2SeqCore(
                 *sessions, (encoder_table, decoder_table), Layout(**layout), start,
                 static["source_length"], static["max_total_length"],
                 np.load(bundle.file(static["bias"]), allow_pickle=False),
+                self.verify_info.session if self.verify_info else None, static.get("verify_width", 0),
             )  # fmt: skip
         else:
             bias = _position_bias(bundle, manifest.get("position_bias") or {}, layout["heads"])
@@ -210,10 +220,9 @@ class Seq2SeqModel:
             vocab_signature=vocab_signature(words),
             word_boundaries=word_boundaries(words),
             lexicon=Lexicon.from_tokenizer(words, _dictionary(self.bundle)),
-            verify_tolerance=verify_bound(
-                self.bundle.manifest["precision"], self.session_info, self.catalog
-            ),
+            verify_tolerance=self._verify_tolerance(),
             profile_id=self.profile.id,
+            one_token_hint=one_token_hint(self.bundle, self.profile, self.verify_info),
             run_device=self._run_device(),  # where a draft model runs too
             run_allow_fallback=self.allow_fallback,
             max_length=self.defaults["max_total_length"],  # a draft must stop there too
@@ -221,6 +230,16 @@ class Seq2SeqModel:
         self._parsed: dict[Any, tuple[Any, Any]] = {}
         self._lock, self._owner = threading.Lock(), None  # see ``exclusive``
         _return_freed_heap()
+
+    def _verify_tolerance(self) -> VerifyTolerance:
+        """The providers' multi-token drift for the decoder (and a static bundle's verify
+        graph), and the drift measured at export between a verify and a step graph."""
+        precision = self.bundle.manifest["precision"]
+        bound = verify_bound(precision, self.session_info, self.catalog)
+        if self.verify_info is None:
+            return bound
+        wide = verify_bound(precision, self.verify_info, self.catalog)
+        return bound.at_least(wide.absolute, wide.relative).at_least(*verify_drift(self.bundle))
 
     def _read_json(self, name: str) -> Any:
         import json
