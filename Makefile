@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/seq2seq.py
 	$(PY) benchmarks/decoding.py
 	$(PY) benchmarks/verify_drift.py
+	$(PY) benchmarks/static_verify.py
 	$(PY) benchmarks/ofa.py
 	$(PY) benchmarks/dolphin.py
 	$(PY) benchmarks/int8_portability.py

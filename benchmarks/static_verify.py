@@ -8,7 +8,8 @@ each K given:
 
 - ``cost``: ms per call of the step graph and of the verify graph (after warm-up, the
   median of ``--calls`` calls at mid-window), and their ratio: what one verify call costs in
-  one-token steps;
+  one-token steps; and the encoder's call, once per input over the padded fixed-length
+  window, which every decoder pays alike (it bounds the tokens/s ratio on short outputs);
 - per decoder: whether every output equals greedy's on the same bundle, decoder calls per
   token (greedy: 1), positions recomputed alone (``replayed``), tokens/s and its ratio to
   greedy.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import statistics
 import sys
 import time
@@ -68,6 +70,7 @@ def profile_file(target: str, k: int, work: Path) -> Path:
     shipped, _ = edgert.resolve_device(target)
     text = Path(shipped.source).read_text(encoding="utf-8")
     text = text.replace(f'id = "{target}"', f'id = "{target}-k{k}"')
+    text = re.sub(r"(?m)^verify_width = .*\n", "", text)
     text = text.replace("static_shapes = true", f"static_shapes = true\nverify_width = {k}")
     path.write_text(text)
     return path
@@ -102,7 +105,13 @@ def call_cost(model: Any, calls: int) -> dict[str, float]:
             timings[name].append((time.perf_counter() - started) * 1000)
             core.rollback(middle)
     step, verify = (statistics.median(timings[n][3:]) for n in ("step", "verify"))
-    return {"step_ms": step, "verify_ms": verify, "verify_in_steps": verify / step}
+    encoder = []
+    for _ in range(calls + 3):
+        started = time.perf_counter()
+        core.encode(ids)
+        encoder.append((time.perf_counter() - started) * 1000)
+    return {"step_ms": step, "verify_ms": verify, "verify_in_steps": verify / step,
+            "encoder_ms": statistics.median(encoder[3:])}  # fmt: skip
 
 
 def run_decoders(model: Any, draft: Path, texts: list[str]) -> dict[str, dict[str, Any]]:
@@ -161,7 +170,8 @@ def report(rows: list[dict[str, Any]]) -> None:
         note = " (SIMULATED: not device timings)" if row["simulated"] else ""
         print(f"\n{row['target']}, K = {row['verify_width']}{note}; verify graph on {where}")
         print(f"  one call: step {cost['step_ms']:.3f} ms, verify {cost['verify_ms']:.3f} ms "
-              f"= {cost['verify_in_steps']:.2f} steps")  # fmt: skip
+              f"= {cost['verify_in_steps']:.2f} steps; the encoder, once per input (padded to "
+              f"its fixed length): {cost['encoder_ms']:.3f} ms")  # fmt: skip
         print(f"  {'decoder':<12} {'identical':>9} {'calls/token':>11} {'replayed':>8} "
               f"{'tokens/s':>9} {'vs greedy':>9}")  # fmt: skip
         for name, r in row["decoders"].items():

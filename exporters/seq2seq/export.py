@@ -485,7 +485,7 @@ def _static_settings(model: Any, profile: DeviceProfile) -> dict[str, Any] | Non
             f"export.verify_width is {width}, and the decoder's window "
             f"(export.max_total_length) holds {max_total_length} positions: a verify call "
             "must fit in the window",
-            hint="lower export.verify_width (4 is the default) or raise export.max_total_length "
+            hint="lower export.verify_width (8 is the default) or raise export.max_total_length "
             "in the profile, then export again",
         )
     return {

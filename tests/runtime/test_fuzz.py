@@ -52,6 +52,19 @@ def test_mutated_manifests_give_edgert_errors(kind, originals):
 
 
 @pytest.mark.parametrize("kind", ["cnn", "seq2seq"])
+def test_every_manifest_field_null_or_deleted_gives_edgert_errors(kind, originals):
+    """Not sampled: every field, so a new manifest field cannot slip past the sample."""
+    source = originals[kind]
+    manifest = json.loads((source / MANIFEST).read_text())
+    for path in paths(manifest):
+        for delete in (False, True):
+            with tempfile.TemporaryDirectory() as tmp:
+                exercise(
+                    with_manifest(source, Path(tmp) / "b", mutate(manifest, path, None, delete))
+                )
+
+
+@pytest.mark.parametrize("kind", ["cnn", "seq2seq"])
 def test_damaged_files_with_matching_checksums_give_edgert_errors(kind, originals):
     source = originals[kind]
     manifest = json.loads((source / MANIFEST).read_text())

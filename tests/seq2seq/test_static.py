@@ -76,16 +76,16 @@ def test_static_rollback_is_free_and_exact(static_fp32):
 def test_static_bundle_carries_a_verify_graph_checked_against_its_step_graph(static_fp32):
     bundle = static_fp32["t5"]
     assert [g["role"] for g in bundle.manifest["graphs"]] == ["encoder", "decoder", "verify"]
-    assert bundle.manifest["static"]["verify_width"] == 4
+    assert bundle.manifest["static"]["verify_width"] == 8
     validation = bundle.manifest["validation"]
     assert validation["greedy_identical"] and validation["verify_agreement"] == 1.0
     assert 0 <= validation["verify_drift"][1] < 1e-3  # fp32: rounding only
     model = edgert.load(bundle.path)
-    assert model.core.info.multi_token_step and model.core.info.step_width == 4
+    assert model.core.info.multi_token_step and model.core.info.step_width == 8
     assert set(model.verify_info.placement) == {"ort-cpu"}
 
 
-@pytest.mark.parametrize("count", [2, 4, 7, 9])
+@pytest.mark.parametrize("count", [2, 8, 11, 17])
 def test_verify_calls_equal_one_token_steps(count, static_fp32):
     """Shorter than K (padded), K, and longer (several verify calls); then a rollback."""
     import numpy as np
@@ -98,7 +98,7 @@ def test_verify_calls_equal_one_token_steps(count, static_fp32):
     session, calls = core.verify, []
     core.verify = type("Counted", (), {"run": lambda _, *a: calls.append(1) or session.run(*a)})()
     wide = core.step(tokens)
-    assert len(calls) == -(-count // 4)  # ceil(count / K) calls
+    assert len(calls) == -(-count // 8)  # ceil(count / K) calls
     np.testing.assert_allclose(wide, single, atol=1e-4)
     core.rollback(2)  # the rejected part of a draft, as a decoder forgets it
     np.testing.assert_allclose(core.step(tokens[1:]), single[1:], atol=1e-4)
@@ -151,23 +151,23 @@ def test_a_stop_id_inside_a_draft_ends_the_output_as_greedy_does(static_fp32):
 
     core = edgert.load(static_fp32["t5"].path).core
     ids = [5, 6, 7, 8, 1]
-    free = list(GreedyDecoder().decode(core, ids, GreedyOptions(max_new_tokens=12)))
-    stop = free[6]  # a token greedy emits: with it as a stop id, output ends there
+    free = list(GreedyDecoder().decode(core, ids, GreedyOptions(max_new_tokens=16)))
+    stop = free[10]  # a token greedy emits: as a stop id, it ends the output inside a draft
     reference = list(
-        GreedyDecoder().decode(core, ids, GreedyOptions(max_new_tokens=12, stop_ids=(stop,)))
+        GreedyDecoder().decode(core, ids, GreedyOptions(max_new_tokens=16, stop_ids=(stop,)))
     )
-    assert reference[-1] == stop and len(reference) < 12
+    assert reference[-1] == stop and len(reference) < 16
     decoder = OracleDecoder()
-    got = list(decoder.decode(core, ids, AggressiveOptions(max_new_tokens=12, stop_ids=(stop,))))
+    got = list(decoder.decode(core, ids, AggressiveOptions(max_new_tokens=16, stop_ids=(stop,))))
     assert got == reference
-    assert decoder.stats["target_calls"] <= -(-len(reference) // 3) + 1  # K - 1 drafts a call
+    assert decoder.stats["target_calls"] <= -(-len(reference) // 7) + 1  # K - 1 drafts a call
 
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("verify_width", 8, "verify_width is 8; verify.onnx takes 4 tokens"),
-        ("verify_width", "4", "verify_width is '4'"),
+        ("verify_width", 5, "verify_width is 5; verify.onnx takes 8 tokens"),
+        ("verify_width", "8", "verify_width is '8'"),
         ("verify_drift", None, "validation.verify_drift is None"),
         ("verify_drift", [0.1, -1.0], "validation.verify_drift is"),
     ],
@@ -200,6 +200,19 @@ def test_a_verify_width_that_does_not_fit_the_window_is_refused(seq2seq_sources,
         and "lower export.verify_width" in info.value.hint
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_profile_of_a_static_bundle_reports_the_verify_graph(static_fp32, capsys):
+    import json
+
+    from edgert.cli import main
+
+    main(["profile", str(static_fp32["t5"].path), "--runs", "2", "--warmup", "1",
+          "--new-tokens", "6", "--input-tokens", "12", "--decoder", "lookup", "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["verify_placement"]) == {"ort-cpu"}
+    assert report["verify_placement"]["ort-cpu"] > 0
+    assert report["decoder_stats"]["target_calls"] >= 1
 
 
 def test_static_limits_are_clear_errors(static_fp32):
@@ -282,7 +295,7 @@ def test_embedded_speller_on_the_npu_corrects_text(tmp_path):
         "this waiter walked next to another shop in spring"
     )
     # The lossless decoders on the HTP: greedy's tokens in under half its decoder calls
-    # (the speller copies its input: drafts are mostly accepted, K - 1 = 3 per call).
+    # (the speller copies its input: drafts are mostly accepted, K - 1 = 7 per call).
     draft = export(zoo / "draft", tmp_path / "draft-npu", "snapdragon-8-gen3-npu")
     texts = [noisy for noisy, _ in heldout_pairs(6, seed=99)]
     expected = [model.generate(text).token_ids for text in texts]

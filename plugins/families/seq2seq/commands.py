@@ -104,6 +104,8 @@ class TextCommands:
         }
         if memory:
             report["memory_ms"] = percentiles(memory)
+        if model.verify_info is not None:  # a static bundle's verify graph
+            report["verify_placement"] = model.verify_info.placement
         return report
 
     def profile_rows(self, report: Mapping[str, Any]) -> list[tuple[str, str]]:

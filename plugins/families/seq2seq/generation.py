@@ -22,9 +22,13 @@ _GENERATION = {
 }  # fmt: skip
 
 
-def check_generation(manifest: dict[str, Any], where: Any) -> dict[str, Any]:
+def check_generation(
+    manifest: dict[str, Any], where: Any, required: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The manifest's generation defaults, each of the type and range the decoders take
-    (a damaged value is refused here, at load, naming the field, not inside a decoder)."""
+    (a damaged value is refused here, at load, naming the field, not inside a decoder).
+    ``required``: optional keys this family's runtime needs (an encoder-decoder's
+    ``decoder_start_token_id``; a decoder-decoder has none)."""
     defaults = manifest.get("generation")
     vocab = (manifest.get("layout") or {}).get("vocab")
     vocab = vocab if type(vocab) is int and vocab > 0 else 1 << 31
@@ -35,10 +39,10 @@ def check_generation(manifest: dict[str, Any], where: Any) -> dict[str, Any]:
 
     if not isinstance(defaults, dict):
         raise bad("", defaults, "expected an object")
-    for key, (kind, required, low) in _GENERATION.items():
+    for key, (kind, needed, low) in _GENERATION.items():
         value = defaults.get(key)
         if value is None:
-            if required:
+            if needed or key in required:
                 raise bad(key, value, "it is required")
             continue
         if kind in (int, _ID):

@@ -123,7 +123,9 @@ class Seq2SeqModel:
             return
         self.bundle, self.profile, self.catalog = bundle, profile, catalog
         manifest = bundle.manifest
-        self.defaults: dict[str, Any] = check_generation(manifest, bundle.path)
+        self.defaults: dict[str, Any] = check_generation(
+            manifest, bundle.path, required=("decoder_start_token_id",)
+        )
         self.open_sessions("encoder.onnx", allow_fallback, threads)
         sessions = (self.encoder_info.session, self.session_info.session)
         tables = manifest["embeddings"]

@@ -229,6 +229,6 @@ def one_token_hint(bundle: Any, profile: Any, verify: Any) -> str:
     return (
         "this bundle has no verify graph (exported with export.verify_width = 0, or by an "
         f"older edgert): re-export it with `edgert export {source} --device {device} --force` "
-        "from a profile whose export.verify_width is 2..64 (4 is the default), or use "
+        "from a profile whose export.verify_width is 2..64 (8 is the default), or use "
         "--decoder greedy (or sampling)"
     )
