@@ -30,7 +30,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The SSH profiling tests start a real sshd: installed here where apt-get can (as root),
+# else they are skipped with the reason.
 test: $(STAMP) lint
+	@command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || [ "$$(id -u)" != 0 ] \
+		|| ! command -v apt-get >/dev/null || (apt-get install -y -qq openssh-server >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq openssh-server >/dev/null)) \
+		|| echo "openssh-server did not install: the SSH profiling tests will be skipped"
 	$(VENV)/bin/pytest -q
 
 # The fuzzed loaders with many more cases than `make test` runs (several minutes).

@@ -75,3 +75,7 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` when a close match exists, else ``""``."""
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class TargetError(EdgertError):
+    """A remote profiling target could not be reached, refused us, or refused the bundle."""

@@ -45,7 +45,8 @@ class FamilyCommands(Protocol):
     ``run(model, request)`` reads the inputs named in the run request (a
     :class:`edgert.families.RunRequest`) and prints the results; ``profile(model, options,
     tick)`` times the family's workload and returns the report's family part (see
-    :mod:`edgert.profiler`); ``profile_rows(report)`` gives the ``(metric, value)`` rows the
+    :mod:`edgert.profiler`; its optional ``stages``, name -> percentiles, and
+    ``throughput``, ``{"value", "unit"}``, are what reports compare and plot); ``profile_rows(report)`` gives the ``(metric, value)`` rows the
     table shows; ``export_lines(manifest)`` the lines the export report prints after the
     step timings. ``default_runs`` is ``(runs, warmup)`` when the user gives none.
     """

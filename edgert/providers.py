@@ -9,9 +9,11 @@ fallback is reported in stats and in every CLI report.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,6 +29,26 @@ if TYPE_CHECKING:
 
 CPU = "CPUExecutionProvider"
 LOOSEST_DRIFT = (0.5, 0.1)  # int8's bound on the CPU: for what nobody measured
+# While ``recording_ops`` is active: where traces go, and the (graph, session) pairs.
+_RECORDING: contextvars.ContextVar[tuple[Path, list] | None] = contextvars.ContextVar(
+    "recording_ops", default=None
+)
+
+
+@contextlib.contextmanager
+def recording_ops(folder: Path) -> Iterator[list[tuple[Path, Any]]]:
+    """Every session created inside runs with ONNX Runtime's own profiler on, writing its
+    trace under ``folder``; yields the ``(graph path, session)`` pairs, for
+    ``edgert.op_profile``. Profiling slows a session down: ``edgert profile --ops`` runs it
+    in a pass of its own, apart from the timed runs."""
+    sessions: list[tuple[Path, Any]] = []
+    token = _RECORDING.set((Path(folder), sessions))
+    try:
+        yield sessions
+    finally:
+        _RECORDING.reset(token)
+
+
 EMULATED_INT8 = (
     "int8 QDQ nodes run unfused, their products in float (runtime.emulate_int8): exact where "
     "this CPU's fused int8 kernels would overflow, and slower"
@@ -203,6 +225,10 @@ def create_session(
     so = _session_options(profile, threads)
     if configure:
         configure(so)
+    recording = _RECORDING.get()
+    if recording:
+        so.enable_profiling = True
+        so.profile_file_prefix = str(recording[0] / f"{len(recording[1]):02d}-{Path(model).stem}")
     chosen, legacy, notes = _attach_providers(so, profile, catalog, allowed)
     if profile.runtime.emulate_int8:
         notes.append(EMULATED_INT8)
@@ -256,6 +282,8 @@ def create_session(
             f"{n} of {total} nodes run on {name}, not {profile.runtime.providers[0]}"
             for name, n in foreign.items()
         )
+    if recording:
+        recording[1].append((Path(model), session))
     return SessionInfo(
         session=session,
         requested=list(profile.runtime.providers),

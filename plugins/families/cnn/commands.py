@@ -96,10 +96,13 @@ class ClassifierCommands:
             if tick:
                 tick()
         stats = percentiles(samples)
+        rate = float(x.shape[0] * 1000 / stats["mean"])
         return {
             "batch": int(x.shape[0]),
             "latency_ms": stats,
-            "throughput_per_s": float(x.shape[0] * 1000 / stats["mean"]),
+            "throughput_per_s": rate,
+            "stages": {"inference": stats},
+            "throughput": {"value": rate, "unit": "inputs/s"},
         }
 
     def profile_rows(self, report: Mapping[str, Any]) -> list[tuple[str, str]]:

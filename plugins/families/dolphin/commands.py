@@ -52,6 +52,10 @@ class ContextCommands(TextCommands):
             prompt = [MEMORY, *prompt[: model.defaults["max_input_length"] - 1]]
         return {"input_ids": prompt, "context": context}
 
+    def encoder_stage(self, model: Any, prompt: dict[str, Any], runs: int) -> dict | None:
+        """None: the context encoder is this family's encoder stage (``context_encoder``)."""
+        return None
+
     def before_run(self, model: Any) -> None:
         model.memory_cache.clear()  # time the context encoder on every run, as for a new one
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -80,7 +81,7 @@ class TextCommands:
                       max_new_tokens=options.new_tokens, min_new_tokens=options.new_tokens)  # fmt: skip
         for _ in range(options.warmup):
             model.generate(**kwargs)
-        first, steps, rates, decoder_stats, memory = [], [], [], [], []
+        first, steps, rates, decoder_stats, memory, series = [], [], [], [], [], []
         for _ in range(options.runs):
             self.before_run(model)
             result = model.generate(**kwargs)
@@ -88,6 +89,7 @@ class TextCommands:
                 memory.append(result.stats["memory_ms"])
             first.append(result.stats["first_token_ms"] + result.stats.get("memory_ms", 0.0))
             steps.extend(result.stats["per_token_ms"])
+            series.append(result.stats["per_token_ms"])
             rates.append(result.stats["tokens_per_s"])
             decoder_stats.append({k: v for k, v in result.stats.items() if k in STAT_KEYS})
             if tick:
@@ -102,11 +104,38 @@ class TextCommands:
             "tokens_per_s": float(np.median(rates)),
             "decoder_stats": _mean(decoder_stats),
         }
+        stages = {"first_token": report["first_token_ms"]}
+        encoder = self.encoder_stage(model, kwargs, options.runs)
+        if encoder:
+            stages["encoder"] = encoder
         if memory:
-            report["memory_ms"] = percentiles(memory)
+            report["memory_ms"] = stages["context_encoder"] = percentiles(memory)
+        if steps:
+            stages["per_token"] = report["per_token_ms"]
+        # median latency of the i-th token over the runs: how it moves along the sequence
+        length = min((len(s) for s in series), default=0)
+        report["per_token_series_ms"] = [float(np.median([s[i] for s in series]))
+                                         for i in range(length)]  # fmt: skip
+        report["stages"] = stages
+        report["throughput"] = {"value": report["tokens_per_s"], "unit": "tokens/s"}
         if model.verify_info is not None:  # a static bundle's verify graph
             report["verify_placement"] = model.verify_info.placement
         return report
+
+    def encoder_stage(self, model: Any, prompt: dict[str, Any], runs: int) -> dict | None:
+        """The encoder alone on the timed input, ``runs`` times (it is part of the first
+        token's time too): ``first_token - encoder`` is the first decoder step's share."""
+        if "input_ids" in prompt:
+            ids = list(prompt["input_ids"])
+        else:
+            ids = model.tokenizer.encode(prompt["text"]).ids
+        samples = []
+        with model.exclusive():
+            for _ in range(runs):
+                started = time.perf_counter()
+                model.core.encode(ids)
+                samples.append((time.perf_counter() - started) * 1000)
+        return percentiles(samples)
 
     def profile_rows(self, report: Mapping[str, Any]) -> list[tuple[str, str]]:
         chosen = report.get("decoder_options") or {}
