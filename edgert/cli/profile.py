@@ -202,11 +202,15 @@ def _fleet(bundle: Path, fleet: Path, forwarded: list[str], draft, ray_address,
                         progress=lambda line: click.echo(line, err=True))  # fmt: skip
     ran = {name: r for name, r in results.items() if "error" not in r}
     failed = {name: r for name, r in results.items() if "error" in r}
+    labels = [f"{name} ({r['device']}, {r['host']['cpu']})" for name, r in ran.items()]
+    table = rc.rows(list(ran.values())) if ran else []
+    (out / "comparison.json").write_text(json.dumps({"reports": labels, "failed": sorted(failed),
+        "rows": [{"metric": m, "unit": u, "values": v, "ratios": [rc.ratio(x, v[0]) for x in v]}
+                 for m, v, u in table]}, indent=2) + "\n", encoding="utf-8")  # fmt: skip
     if as_json:
         click.echo(json.dumps(results, indent=2))
     elif ran:
-        labels = [f"{name} ({r['device']}, {r['host']['cpu']})" for name, r in ran.items()]
-        _print_compare(labels, rc.rows(list(ran.values())))
+        _print_compare(labels, table)
     for name, r in failed.items():
         click.secho(f"{name} failed: {r['error']}", fg="red", err=True)
         if r.get("hint"):

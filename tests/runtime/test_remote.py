@@ -173,7 +173,14 @@ def test_a_fleet_profiles_every_target_on_ray_and_reports_the_one_that_fails(
     assert code == 1  # one target failed
     assert "[host] done" in err and "[loopback] done" in err and "[gone] failed" in err
     assert "gone failed: cannot reach" in err
-    assert sorted(p.name for p in out.iterdir()) == ["gone.json", "host.json", "loopback.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "comparison.json",
+        "gone.json",
+        "host.json",
+        "loopback.json",
+    ]
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert comparison["failed"] == ["gone"] and len(comparison["reports"]) == 2
     host, loopback = (json.loads((out / f"{n}.json").read_text()) for n in ("host", "loopback"))
     assert host["target"] == "local" and loopback["target"].startswith("ssh://")
     assert host["runs"] == loopback["runs"] == 3
