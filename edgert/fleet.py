@@ -20,6 +20,7 @@ its error and the others finish. Each report is written to ``OUT/<target>.json``
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -56,6 +57,9 @@ def load_fleet(path: Path) -> list[FleetTarget]:
                          hint='e.g. [targets.laptop] url = "local"')  # fmt: skip
     targets = []
     for name, table in tables.items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name == "comparison":
+            raise InputError(f"{path}: target name {name!r} cannot name its report file",
+                             hint="use letters, digits, '_', '-' and '.' (not 'comparison')")  # fmt: skip
         known = {"url", "accept_new_host_key"}
         if not isinstance(table, dict) or not isinstance(table.get("url"), str):
             raise InputError(f'{path}: targets.{name} needs a url ("local" or ssh://...)')
@@ -116,6 +120,16 @@ def run_fleet(
     resources = {RESOURCE.format(t.name): 1.0 for t in targets}
     if ray_address:
         ray.init(address=ray_address, logging_level="ERROR", log_to_driver=False)
+        declared = ray.cluster_resources()
+        missing = [t.name for t in targets if RESOURCE.format(t.name) not in declared]
+        if missing:  # such a task could never be scheduled: it would wait forever
+            ray.shutdown()
+            raise InputError(
+                f"no node of the Ray cluster at {ray_address} declares "
+                + ", ".join(RESOURCE.format(n) for n in missing),
+                hint="start the node that reaches each device with ray start --resources "
+                f"'{{\"{RESOURCE.format(missing[0])}\": 1}}'; the bundle path must exist on it too",
+            )
     else:
         ray.init(resources=resources, num_cpus=max(1, len(targets)), include_dashboard=False,
                  logging_level="ERROR", log_to_driver=False)  # fmt: skip

@@ -14,6 +14,8 @@ shell's PATH: ``ssh://pi@raspberry/?edgert=/home/pi/venv/bin/edgert``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import shlex
@@ -28,6 +30,7 @@ from edgert.errors import TargetError
 
 CACHE = ".cache/edgert/bundles"  # under the device user's home
 CONNECT_TIMEOUT_S = 10.0
+COMMAND_TIMEOUT_S = 3600.0  # one remote command (a long profile on a slow device)
 
 
 @dataclass(frozen=True)
@@ -62,24 +65,56 @@ def parse_target(text: str) -> SshTarget:
     return SshTarget(parts.username, parts.hostname, port, command)
 
 
-def bundle_digest(bundle: Path) -> str:
-    """The content's name: sha256 of ``manifest.json``, which lists every file's sha256."""
-    return hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest()
+def bundle_files(bundle: Path) -> tuple[str, list[tuple[Path, str]]]:
+    """The content's name (sha256 of ``manifest.json``, which lists every file's sha256) and
+    the files to copy with their names, each checked to stay inside the bundle: a manifest
+    listing ``../../.ssh/authorized_keys`` would otherwise write there on the device."""
+    from edgert.bundle import open_bundle, safe_member
+
+    opened = open_bundle(bundle)  # refuses what is not a bundle, before connecting
+    manifest = bundle / "manifest.json"
+    files = [(manifest, "manifest.json")]
+    files += [(safe_member(bundle, name), name) for name in opened.manifest["files"]]
+    return hashlib.sha256(manifest.read_bytes()).hexdigest(), files
+
+
+class _SaveNewKey:
+    """Accept a host key that ``known_hosts`` lacks and append it there, as
+    ``ssh -o StrictHostKeyChecking=accept-new`` does: the file is never rewritten (its
+    comments and the entries paramiko cannot parse stay), and fleet tasks append under a
+    lock."""
+
+    def __init__(self, known: Path) -> None:
+        self.known = known
+
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        self.known.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self.known.open("a", encoding="utf-8") as out:
+            fcntl.flock(out, fcntl.LOCK_EX)
+            out.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
 
 
 class Connection:
     """One SSH session to a target: commands, and bundle copies by content."""
 
     def __init__(self, target: SshTarget, accept_new_host_key: bool = False) -> None:
-        import paramiko
-
+        try:
+            import paramiko
+        except ImportError as exc:
+            raise TargetError("--target needs paramiko, which is not installed",
+                              hint="pip install 'edgert[remote]'") from exc  # fmt: skip
         self.target = target
         self.client = paramiko.SSHClient()
         known = Path.home() / ".ssh" / "known_hosts"
-        self.client.load_system_host_keys()
-        if known.is_file():
-            self.client.load_host_keys(str(known))
-        policy = paramiko.AutoAddPolicy() if accept_new_host_key else paramiko.RejectPolicy()
+        try:
+            self.client.load_system_host_keys()
+            if known.is_file():
+                self.client.load_host_keys(str(known))
+        except Exception as exc:  # paramiko raises InvalidHostKey, binascii errors, OSError
+            raise TargetError(f"cannot read the known host keys: {type(exc).__name__}: {exc}",
+                              hint=f"check {known} (and /etc/ssh/ssh_known_hosts)") from exc  # fmt: skip
+        policy = _SaveNewKey(known) if accept_new_host_key else paramiko.RejectPolicy()
         self.client.set_missing_host_key_policy(policy)
         try:
             self.client.connect(
@@ -87,30 +122,35 @@ class Connection:
                 banner_timeout=CONNECT_TIMEOUT_S, auth_timeout=CONNECT_TIMEOUT_S,
                 allow_agent=True, look_for_keys=True,
             )  # fmt: skip
-        except paramiko.AuthenticationException as exc:
-            raise TargetError(
-                f"{target.url} refused authentication: {exc}",
+        except Exception as exc:
+            self.client.close()
+            raise self._refusal(exc) from exc
+
+    def _refusal(self, exc: Exception) -> TargetError:
+        """What a failed connection means for the user, and what to do."""
+        import paramiko
+
+        url = self.target.url
+        if isinstance(exc, paramiko.AuthenticationException):
+            return TargetError(
+                f"{url} refused authentication: {exc}",
                 hint="add your public key to ~/.ssh/authorized_keys on the device, or load "
                 "it into ssh-agent (ssh-add); check the user name in the URL",
-            ) from exc
-        except paramiko.SSHException as exc:
-            if "not found in known_hosts" in str(exc):
-                raise TargetError(
-                    f"{target.url}: the host key is not in your known_hosts, so the device "
-                    "cannot be told from an impostor",
-                    hint="connect once with ssh to check and accept its key, or pass "
-                    "--accept-new-host-key to accept and save it now",
-                ) from exc
-            raise TargetError(f"{target.url}: SSH failed: {exc}",
-                              hint="check that an SSH server listens there") from exc  # fmt: skip
-        except (TimeoutError, OSError) as exc:
-            raise TargetError(
-                f"cannot reach {target.url}: {exc}",
+            )
+        if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
+            return TargetError(
+                f"{url}: the host key is not in your known_hosts, so the device cannot be "
+                "told from an impostor",
+                hint="connect once with ssh to check and accept its key, or pass "
+                "--accept-new-host-key to accept and save it now",
+            )
+        if isinstance(exc, (OSError, EOFError)):
+            return TargetError(
+                f"cannot reach {url}: {exc}",
                 hint="check the host name, the port and that the device is on and on the network",
-            ) from exc
-        if accept_new_host_key:
-            known.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.client.save_host_keys(str(known))
+            )
+        return TargetError(f"{url}: SSH failed: {type(exc).__name__}: {exc}",
+                           hint="check that an SSH server listens there")  # fmt: skip
 
     def __enter__(self) -> Connection:
         return self
@@ -120,12 +160,15 @@ class Connection:
 
     def run(self, command: str) -> tuple[int, str, str]:
         """Exit status, stdout and stderr of ``command`` in the login shell."""
-        _, out, err = self.client.exec_command(command)
-        stdout, stderr = (
-            out.read().decode("utf-8", "replace"),
-            err.read().decode("utf-8", "replace"),
-        )
-        return out.channel.recv_exit_status(), stdout, stderr
+        try:
+            _, out, err = self.client.exec_command(command, timeout=COMMAND_TIMEOUT_S)
+            stdout = out.read().decode("utf-8", "replace")
+            stderr = err.read().decode("utf-8", "replace")
+            return out.channel.recv_exit_status(), stdout, stderr
+        except Exception as exc:  # a dropped link, a timeout: the session is gone
+            raise TargetError(f"{self.target.url}: the connection failed during "
+                              f"{command.split()[0]!r}: {type(exc).__name__}: {exc}",
+                              hint="check the device and the network, then run it again") from exc  # fmt: skip
 
     def check_edgert(self) -> str:
         """The device's edgert version; refused when missing or not this one's."""
@@ -146,26 +189,31 @@ class Connection:
             )
         return version
 
-    def upload(self, bundle: Path) -> str:
-        """The bundle's folder on the device, copied there unless its content already is."""
-        digest = bundle_digest(bundle)
+    def upload(self, content: tuple[str, list[tuple[Path, str]]]) -> str:
+        """The folder on the device of a bundle's ``content`` (``bundle_files``), copied
+        there unless it already is."""
+        digest, files = content
         _, home, _ = self.run('printf %s "$HOME"')
         final = f"{home}/{CACHE}/{digest[:32]}"
         if self.run(f"test -f {shlex.quote(final)}/manifest.json")[0] == 0:
             return final
         staging = f"{final}.partial-{uuid.uuid4().hex[:8]}"
-        manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
-        names = ["manifest.json", *manifest.get("files", {})]
-        folders = sorted({str(Path(staging, n).parent) for n in names})
-        self.run("mkdir -p " + " ".join(shlex.quote(f) for f in folders))
-        sftp = self.client.open_sftp()
+        folders = sorted({str(Path(staging, name).parent) for _, name in files})
+        err = ""
         try:
-            for name in names:
-                sftp.put(str(bundle / name), f"{staging}/{name}")
+            self.run("mkdir -p " + " ".join(shlex.quote(f) for f in folders))
+            with contextlib.closing(self.client.open_sftp()) as sftp:
+                for path, name in files:
+                    sftp.put(str(path), f"{staging}/{name}")
+            _, _, err = self.run(f"mv -T {shlex.quote(staging)} {shlex.quote(final)}")
+        except TargetError:
+            raise
+        except Exception as exc:
+            raise TargetError(f"copying the bundle to {self.target.url} failed: {exc}",
+                              hint="check the free space and permissions of ~/.cache there") from exc  # fmt: skip
         finally:
-            sftp.close()
-        _, _, err = self.run(f"mv -T {shlex.quote(staging)} {shlex.quote(final)} || "
-                                  f"rm -rf {shlex.quote(staging)}")  # fmt: skip
+            with contextlib.suppress(TargetError):  # left behind by a failure or a lost race
+                self.run(f"rm -rf {shlex.quote(staging)}")
         if self.run(f"test -f {shlex.quote(final)}/manifest.json")[0] != 0:
             raise TargetError(f"could not place the bundle on {self.target.url}: {err.strip()}",
                               hint="check the free space and permissions of ~/.cache there")  # fmt: skip
@@ -181,10 +229,12 @@ def profile_remote(
     ``arguments``: the profile flags to pass on (not the bundle, ``--json`` or ``--output``);
     a ``draft`` bundle is copied like the bundle and passed as ``--draft``.
     """
+    content = bundle_files(bundle)  # checked before connecting
+    draft_content = bundle_files(draft) if draft else None
     with Connection(target, accept_new_host_key) as connection:
         connection.check_edgert()
-        where = connection.upload(bundle)
-        extra = ["--draft", connection.upload(draft)] if draft else []
+        where = connection.upload(content)
+        extra = ["--draft", connection.upload(draft_content)] if draft_content else []
         command = " ".join(shlex.quote(a) for a in
                            [target.edgert, "profile", where, *arguments, *extra, "--json"])  # fmt: skip
         status, out, err = connection.run(command)

@@ -27,6 +27,16 @@ def label(report: dict[str, Any], path: Path) -> str:
     return f"{path.stem} ({report['device']}, {report['host']['cpu']}{sim})"
 
 
+def unique(labels: list[str]) -> list[str]:
+    """``labels`` with a number added to repeats (two ``new.json`` from two folders)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in labels:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    return out
+
+
 def rows(reports: list[dict[str, Any]]) -> list[tuple[str, list[float | None], str]]:
     """``(metric, value per report, unit)``: every stage's percentiles, throughput, load
     time and peak RSS, in the first report's order, then stages only later ones have."""
@@ -79,9 +89,11 @@ def parse_bound(text: str) -> float:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
         value = -1.0
+    if not text.endswith("%") and value >= 1:  # "10" is 10% or 1000%: say which
+        value = -1.0
     if not 0 <= value < 100:
         raise InputError(f"--max-regression {text!r} is not a bound",
-                         hint="give a percentage such as 10% (or a fraction, 0.1)")  # fmt: skip
+                         hint="give a percentage such as 10% (or a fraction below 1, 0.1)")  # fmt: skip
     return value
 
 

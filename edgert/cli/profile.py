@@ -26,16 +26,22 @@ class _ProfileGroup(click.Group):
     """``edgert profile BUNDLE ...`` measures; ``edgert profile compare A.json ...`` compares.
 
     Anything but a subcommand's name goes to the measuring command, so a bundle is named
-    as before (a bundle folder called ``compare`` is reached as ``./compare``)."""
+    as before (a bundle folder called ``compare`` or ``measure`` is reached as
+    ``./compare``)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or args[0] not in self.commands:
             args = ["measure", *args]
         return super().parse_args(ctx, args)
 
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with click.Context(measure, info_name=ctx.info_name, parent=ctx.parent) as inner:
-            measure.format_help(inner, formatter)
+
+class _Measure(click.Command):
+    """The measuring command, named in its usage as the user types it."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        path = ctx.parent.command_path if ctx.parent else ctx.command_path
+        formatter.write_usage(path, " ".join(self.collect_usage_pieces(ctx)))
+        formatter.write_usage(path, "compare [OPTIONS] REPORTS...", prefix="   or: ")
 
 
 @click.group(cls=_ProfileGroup)
@@ -43,7 +49,7 @@ def profile() -> None:
     """Profile a bundle, or compare profile reports."""
 
 
-@profile.command("measure", hidden=True)
+@profile.command("measure", hidden=True, cls=_Measure)
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--runs", default=None, type=click.IntRange(1),
               help="Timed runs [default: the family's: 100 inferences, 10 generations].")  # fmt: skip
@@ -298,6 +304,7 @@ def compare(reports: tuple[Path, ...], baseline, max_regression, plot, as_json) 
     base = load_report(baseline) if baseline else None
     if base is not None:
         loaded, labels = [base, *loaded], [rc.label(base, baseline) + " [baseline]", *labels]
+    labels = rc.unique(labels)  # the gate's results are named by label: no two alike
     table = rc.rows(loaded)
     failures = {name: rc.regressions(r, base, bound) for r, name in zip(loaded[1:], labels[1:], strict=True)} if base else {}  # fmt: skip
     if plot:

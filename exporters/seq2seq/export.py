@@ -488,6 +488,13 @@ def _static_settings(model: Any, profile: DeviceProfile) -> dict[str, Any] | Non
             hint="lower export.verify_width (8 is the default) or raise export.max_total_length "
             "in the profile, then export again",
         )
+    if width and "validate" not in profile.export.steps:
+        raise ExportError(
+            f"profile {profile.id!r} exports a verify graph (export.verify_width = {width}) "
+            "but has no 'validate' step: validation measures how far its logits move from "
+            "the step graph's, which the lossless decoders need to stay greedy's",
+            hint="add 'validate' as the last of [export].steps, or set export.verify_width = 0",
+        )
     return {
         "source_length": source_length, "max_total_length": max_total_length,
         "verify_width": width,

@@ -127,8 +127,7 @@ def validate_seq2seq(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
         total += len(tokens)
         greedy_equal &= greedy_tokens(core, ids, len(tokens), eos) == tokens
         if drift:
-            core.encode(ids)
-            drift.add(got, np.concatenate([core.step([t]) for t in [start, *tokens[:-1]]]))
+            measure_drift(core, ids, [start, *tokens[:-1]], drift, got)
     result = {
         "inputs": len(inputs),
         "ran_on": where,
@@ -139,8 +138,30 @@ def validate_seq2seq(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict
     }
     if drift:
         result |= drift.result()
+        if result["verify_agreement"] < MIN_AGREEMENT:
+            raise ValidationMismatchError(
+                f"the verify graph agrees with the step graph on {result['verify_agreement']:.1%}"
+                f" of next tokens (needs {MIN_AGREEMENT:.0%})",
+                step="validate",
+                hint="pass --validation-text and calibration texts like the real inputs, or "
+                "export with export.verify_width = 0 (greedy and sampling only)",
+            )
     check_tolerance(result, precision)
     return result
+
+
+def measure_drift(core: Any, ids: list[int], fed: list[int], drift: Drift,
+                  wide: np.ndarray) -> None:  # fmt: skip
+    """Verify-graph rows against one-token rows of the same ``fed`` tokens: ``wide``, the
+    verify calls from position 0, and verify calls from several offsets after a prefix
+    computed one token at a time, as a decoder verifies after an exact prefix."""
+    width = core.width
+    core.encode(ids)
+    single = np.concatenate([core.step([t]) for t in fed])
+    drift.add(wide, single)
+    for offset in sorted({1, width // 2, width - 1} & set(range(1, len(fed)))):
+        core.rollback(offset)
+        drift.add(core.step(fed[offset:]), single[offset:])
 
 
 class Drift:

@@ -130,9 +130,22 @@ def test_the_regression_gate_fails_naming_the_stage_and_passes_within_the_bound(
     assert code == 0, err
     better = slower(base, tmp_path / "better.json", 0.5)
     assert run(capsys, "profile", "compare", str(better), "--baseline", str(base))[0] == 0
-    code, _, err = run(capsys, "profile", "compare", str(worse), "--baseline", str(base),
-                       "--max-regression", "ten")  # fmt: skip
-    assert code == 1 and "is not a bound" in err
+    for bound in ("ten", "10"):  # "10" could mean 10% or 1000%: refused, not guessed
+        code, _, err = run(capsys, "profile", "compare", str(worse), "--baseline", str(base),
+                           "--max-regression", bound)  # fmt: skip
+        assert code == 1 and "is not a bound" in err
+
+
+def test_the_gate_judges_reports_with_the_same_name_each(reports, tmp_path, capsys):
+    base = reports["seq2seq"]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    worse = slower(base, tmp_path / "a" / "new.json", 1.5)
+    fine = slower(base, tmp_path / "b" / "new.json", 1.0)
+    code, _, err = run(capsys, "profile", "compare", str(worse), str(fine), "--baseline", str(base))
+    assert (
+        code == 1 and err.count("regression in new") >= 1 and "#2" not in err.split("regression")[1]
+    )
 
 
 @pytest.mark.parametrize("suffix", [".png", ".html"])

@@ -199,3 +199,37 @@ def test_a_fleet_file_is_checked_before_anything_runs(bundle, tmp_path, capsys):
     fleet.write_text('[targets.pi]\nurl = "local"\nport = 22\n')
     code, _, err = run(capsys, "profile", str(bundle), "--fleet", str(fleet))
     assert code == 1 and "unknown keys ['port']" in err
+    for name in ('"../x"', "comparison"):
+        fleet.write_text(f'[targets.{name}]\nurl = "local"\n')
+        code, _, err = run(capsys, "profile", str(bundle), "--fleet", str(fleet))
+        assert code == 1 and "cannot name its report file" in err
+
+
+def test_a_bundle_listing_paths_outside_itself_is_refused_before_connecting(
+    client, bundle, tmp_path, capsys
+):
+    from helpers.mutations import with_manifest
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"]["../../.ssh/authorized_keys"] = "0" * 64
+    evil = with_manifest(bundle, tmp_path / "evil", manifest)
+    code, _, err = run(capsys, "profile", str(evil), "--target", client["url"],
+                       "--accept-new-host-key")  # fmt: skip
+    assert code == 1 and "unsafe path" in err
+    assert not (client["client_home"] / ".ssh" / "known_hosts").exists()  # never connected
+
+
+def test_accepting_a_new_host_key_appends_it_and_keeps_known_hosts(client, bundle, capsys):
+    known = client["client_home"] / ".ssh" / "known_hosts"
+    known.write_text("# my comment\n@cert-authority *.example.com ssh-ed25519 AAAA\n")
+    code, _, err = run(capsys, "profile", str(bundle), "--runs", "2", "--target", client["url"],
+                       "--accept-new-host-key")  # fmt: skip
+    if code:  # paramiko cannot read @cert-authority lines: a clear error, the file untouched
+        assert "cannot read the known host keys" in err
+        assert known.read_text().startswith("# my comment\n@cert-authority")
+        known.write_text("# my comment\n")
+        code, _, err = run(capsys, "profile", str(bundle), "--runs", "2", "--target",
+                           client["url"], "--accept-new-host-key")  # fmt: skip
+    assert code == 0, err
+    lines = known.read_text().splitlines()
+    assert lines[0] == "# my comment" and lines[-1].startswith(f"[127.0.0.1]:{client['port']} ")

@@ -215,6 +215,15 @@ def test_profile_of_a_static_bundle_reports_the_verify_graph(static_fp32, capsys
     assert report["decoder_stats"]["target_calls"] >= 1
 
 
+def test_a_verify_graph_without_the_validate_step_is_refused(seq2seq_sources, tmp_path):
+    profile = tmp_path / "static-fp32.toml"
+    profile.write_text(STATIC_FP32.replace('steps = ["optimize", "fix-shapes", "validate"]',
+                                           'steps = []'))  # fmt: skip
+    with pytest.raises(ExportError, match="no 'validate' step") as info:
+        export(seq2seq_sources["t5"], tmp_path / "out", str(profile))
+    assert "export.verify_width = 0" in info.value.hint
+
+
 def test_static_limits_are_clear_errors(static_fp32):
     model = edgert.load(static_fp32["t5"].path)
     with pytest.raises(InputError, match="takes at most 24"):

@@ -128,7 +128,7 @@ class TextCommands:
         if "input_ids" in prompt:
             ids = list(prompt["input_ids"])
         else:
-            ids = model.tokenizer.encode(prompt["text"]).ids
+            ids = model.encode_text(prompt["text"], truncate=bool(prompt.get("truncate")))
         samples = []
         with model.exclusive():
             for _ in range(runs):

@@ -219,8 +219,8 @@ def verify_drift(bundle: Any) -> tuple[float, float]:
 
 def one_token_hint(bundle: Any, profile: Any, verify: Any) -> str:
     """For a static bundle without a verify graph: how to export one (else "")."""
-    if not bundle.manifest.get("static") or verify is not None:
-        return ""
+    if bundle.family != "seq2seq" or not bundle.manifest.get("static") or verify is not None:
+        return ""  # other families' static bundles have no verify graph to export
     from edgert.profiles import builtin_devices_dir
 
     source = (bundle.manifest.get("provenance") or {}).get("source") or "SOURCE"
