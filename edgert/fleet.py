@@ -20,6 +20,7 @@ its error and the others finish. Each report is written to ``OUT/<target>.json``
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -91,8 +92,6 @@ def profile_target(target: FleetTarget, bundle: str, arguments: list[str],
 
 def _local(bundle: str, arguments: list[str], draft: str | None) -> dict[str, Any]:
     """This machine's report, from an ``edgert profile`` process of its own."""
-    import json
-
     command = [sys.executable, "-m", "edgert", "profile", bundle, *arguments, "--json"]
     command += ["--draft", draft] if draft else []
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -158,8 +157,6 @@ def run_fleet(
     finally:
         ray.shutdown()
     out.mkdir(parents=True, exist_ok=True)
-    import json
-
     for name, report in results.items():
         (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return {t.name: results[t.name] for t in targets}

@@ -56,6 +56,13 @@ def rows(reports: list[dict[str, Any]]) -> list[tuple[str, list[float | None], s
     return table
 
 
+def as_json(labels: list[str], table: list[tuple[str, list[float | None], str]]) -> dict:
+    """The comparison as ``compare --json`` prints it and a fleet writes it."""
+    return {"reports": labels, "rows": [
+        {"metric": m, "unit": u, "values": v, "ratios": [ratio(x, v[0]) for x in v]}
+        for m, v, u in table]}  # fmt: skip
+
+
 def _stage(report: dict[str, Any], stage: str, p: str) -> float | None:
     return (report["stages"].get(stage) or {}).get(p)
 

@@ -210,9 +210,8 @@ def _fleet(bundle: Path, fleet: Path, forwarded: list[str], draft, ray_address,
     failed = {name: r for name, r in results.items() if "error" in r}
     labels = [f"{name} ({r['device']}, {r['host']['cpu']})" for name, r in ran.items()]
     table = rc.rows(list(ran.values())) if ran else []
-    (out / "comparison.json").write_text(json.dumps({"reports": labels, "failed": sorted(failed),
-        "rows": [{"metric": m, "unit": u, "values": v, "ratios": [rc.ratio(x, v[0]) for x in v]}
-                 for m, v, u in table]}, indent=2) + "\n", encoding="utf-8")  # fmt: skip
+    comparison = rc.as_json(labels, table) | {"failed": sorted(failed)}
+    (out / "comparison.json").write_text(json.dumps(comparison, indent=2) + "\n", encoding="utf-8")
     if as_json:
         click.echo(json.dumps(results, indent=2))
     elif ran:
@@ -310,9 +309,7 @@ def compare(reports: tuple[Path, ...], baseline, max_regression, plot, as_json) 
     if plot:
         rc.plot(loaded, labels, plot)
     if as_json:
-        click.echo(json.dumps({"reports": labels, "rows": [
-            {"metric": m, "unit": u, "values": v, "ratios": [rc.ratio(x, v[0]) for x in v]}
-            for m, v, u in table], "regressions": failures}, indent=2))  # fmt: skip
+        click.echo(json.dumps(rc.as_json(labels, table) | {"regressions": failures}, indent=2))
     else:
         _print_compare(labels, table)
         if plot:

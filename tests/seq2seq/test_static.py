@@ -26,6 +26,14 @@ steps = ["optimize", "fix-shapes", "validate"]
 """
 
 
+def static_profile(folder, old, new, profile_id="static-fp32"):
+    """``STATIC_FP32`` with ``old`` replaced by ``new``, written as ``<profile_id>.toml``."""
+    path = folder / f"{profile_id}.toml"
+    text = STATIC_FP32.replace('"static-fp32"', f'"{profile_id}"').replace(old, new)
+    path.write_text(text)
+    return str(path)
+
+
 def export(source, out, device):
     from edgert.exporters.seq2seq.export import Seq2SeqExport, export_seq2seq
 
@@ -45,10 +53,9 @@ def static_fp32(tmp_path_factory, seq2seq_sources):
 def without_verify(tmp_path_factory, seq2seq_sources):
     """A static bundle exported with ``export.verify_width = 0``: no verify graph."""
     root = tmp_path_factory.mktemp("static-one")
-    profile = root / "static-fp32-one.toml"
-    profile.write_text(STATIC_FP32.replace('"static-fp32"', '"static-fp32-one"')
-                       .replace("static_shapes = true", "static_shapes = true\nverify_width = 0"))  # fmt: skip
-    return export(seq2seq_sources["t5"], root / "t5", str(profile))
+    profile = static_profile(root, "static_shapes = true", "static_shapes = true\nverify_width = 0",
+                             "static-fp32-one")  # fmt: skip
+    return export(seq2seq_sources["t5"], root / "t5", profile)
 
 
 @pytest.mark.parametrize("kind", ["t5", "t5v11"])
@@ -190,11 +197,10 @@ def test_a_manifest_that_misdescribes_the_verify_graph_is_refused_at_load(
 
 
 def test_a_verify_width_that_does_not_fit_the_window_is_refused(seq2seq_sources, tmp_path):
-    profile = tmp_path / "static-fp32.toml"
-    profile.write_text(STATIC_FP32.replace("static_shapes = true",
-                                           "static_shapes = true\nverify_width = 20"))  # fmt: skip
+    profile = static_profile(tmp_path, "static_shapes = true",
+                             "static_shapes = true\nverify_width = 20")  # fmt: skip
     with pytest.raises(ExportError, match="export.verify_width is 20") as info:
-        export(seq2seq_sources["t5"], tmp_path / "out", str(profile))
+        export(seq2seq_sources["t5"], tmp_path / "out", profile)
     assert (
         "export.max_total_length" in str(info.value)
         and "lower export.verify_width" in info.value.hint
@@ -216,11 +222,11 @@ def test_profile_of_a_static_bundle_reports_the_verify_graph(static_fp32, capsys
 
 
 def test_a_verify_graph_without_the_validate_step_is_refused(seq2seq_sources, tmp_path):
-    profile = tmp_path / "static-fp32.toml"
-    profile.write_text(STATIC_FP32.replace('steps = ["optimize", "fix-shapes", "validate"]',
-                                           'steps = []'))  # fmt: skip
+    profile = static_profile(
+        tmp_path, 'steps = ["optimize", "fix-shapes", "validate"]', "steps = []"
+    )
     with pytest.raises(ExportError, match="no 'validate' step") as info:
-        export(seq2seq_sources["t5"], tmp_path / "out", str(profile))
+        export(seq2seq_sources["t5"], tmp_path / "out", profile)
     assert "export.verify_width = 0" in info.value.hint
 
 
