@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	# torchvision on this project's package index imports beside torch 2.13.0. Both
 	# install from local disk (CUDA builds that run on CPU); the whole suite passes on them.
 	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install --quiet -e ".[export,qnn,train,ofa,dev]"
+	$(PY) -m pip install --quiet -e ".[export,qnn,train,ofa,app,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,14 +25,20 @@ demo: $(STAMP)
 	$(PY) apps/digits_demo.py demo-out/digits-auto demo-out/digits-npu
 	$(EDGERT) export zoo:speller --device auto --out demo-out/speller-auto --force
 	$(PY) apps/speller.py demo-out/speller-auto
+	$(EDGERT) export zoo:speller-draft --device auto --out demo-out/speller-draft-auto --force
+	@echo "open these bundles in the app: $(EDGERT) app demo-out"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# The SSH profiling tests start a real sshd: installed here where apt-get can (as root),
-# else they are skipped with the reason.
+# The SSH profiling tests start a real sshd, and the app's browser tests Debian's chromium:
+# installed here where apt-get can (as root), else they are skipped with the reason.
 test: $(STAMP) lint
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null \
+		|| (apt-get install -y -qq chromium >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) \
+		|| echo "chromium did not install: the app's browser tests will be skipped"
 	@command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || [ "$$(id -u)" != 0 ] \
 		|| ! command -v apt-get >/dev/null || (apt-get install -y -qq openssh-server >/dev/null 2>&1 \
 		|| (apt-get update -qq && apt-get install -y -qq openssh-server >/dev/null)) \

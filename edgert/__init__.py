@@ -43,8 +43,10 @@ __all__ = [
     "ProviderUnavailableError",
     "UnknownNameError",
     "__version__",
+    "decoders",
     "hookimpl",
     "load",
+    "profile",
     "resolve_device",
 ]
 
@@ -63,6 +65,37 @@ def resolve_device(device: str | Path | None, *, devices_dirs: tuple[Path, ...] 
         choice = pick_auto(profiles)
         return choice.profile, choice.reason
     return profiles.get(device), None
+
+
+def decoders() -> dict[str, type]:
+    """The registered decoding plugins: name -> its frozen ``Options`` dataclass.
+
+    What an application offers its user to pick from (``generate(decoder=name, **options)``),
+    third-party decoders included; the dataclass fields are the options and their defaults.
+    """
+    from edgert.catalog import get_catalog
+
+    registry = get_catalog().decoders
+    return {name: registry.get(name).Options for name in registry.names()}
+
+
+def profile(bundle: str | Path, **options: Any) -> dict[str, Any]:
+    """Profile a bundle as ``edgert profile BUNDLE --json`` does and return the report.
+
+    ``options`` are those of :class:`edgert.profiler.ProfileOptions` (``runs``, ``warmup``,
+    ``decoder``, ``new_tokens``, ``text``, ``device``, ...); the report follows the versioned
+    schema ``edgert/profile_report.schema.json``.
+    """
+    from edgert.profiler import ProfileOptions, profile_bundle
+
+    try:
+        chosen = ProfileOptions(**options)
+    except TypeError as exc:
+        import dataclasses
+
+        valid = ", ".join(f.name for f in dataclasses.fields(ProfileOptions))
+        raise InputError(f"profile(): {exc}", hint=f"valid options: {valid}") from exc
+    return profile_bundle(bundle, chosen)
 
 
 def load(

@@ -71,6 +71,13 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
         [str(edgert_cli), "ofa", "nets", "--json"], capture_output=True, text=True, check=True
     )  # the OFA plugin's commands load without torch
     assert "ofa_resnet50" in json.loads(nets.stdout)
+    for asset in ("index.html", "app.js", "style.css"):  # the app's page ships in the wheel
+        assert (site / "edgert" / "apps" / "studio" / "static" / asset).is_file()
+    assert not (site / "apps").exists()
+    app_help = subprocess.run(
+        [str(edgert_cli), "app", "--help"], capture_output=True, text=True, check=True
+    )  # registered through the plugin hook, importable without the web extra
+    assert "--tui" in app_help.stdout
     torch_free = subprocess.run(
         [str(python), "-c", "import torch"], capture_output=True, check=False
     )

@@ -1,0 +1,1 @@
+"""On-device applications built on edgert's public API only (``import edgert``)."""
