@@ -174,6 +174,9 @@ class Studio:
         )
         if page in ("text", "context"):
             facts["default_decoder"] = getattr(model, "default_decoder", "greedy")
+            defaults = getattr(model, "option_defaults", dict)()  # the bundle's, not the class's
+            facts["option_defaults"] = {k: v for k, v in defaults.items()
+                                        if isinstance(v, bool | int | float | str)}  # fmt: skip
             facts["drafts"] = [e.id for e in self.entries.values()
                                if e.id != entry_id and e.family == self.entry(entry_id).family]  # fmt: skip
         if page == "image":

@@ -100,11 +100,13 @@ def test_streamed_text_equals_the_runtime(client, studio_root, decoder, options)
         assert 0 <= stats["acceptance_rate"] <= 1
 
 
-def test_describe_offers_what_the_page_needs(client):
+def test_describe_offers_what_the_page_needs(client, studio_root):
     speller = client.get("/api/bundles/speller").json()
     assert speller["drafts"] == ["speller-draft"]
     assert speller["default_decoder"] == "greedy"
     assert speller["provider"] == "ort-cpu"
+    bundle_defaults = edgert.load(studio_root / "speller").option_defaults()
+    assert speller["option_defaults"]["max_new_tokens"] == bundle_defaults["max_new_tokens"]
     digits = client.get("/api/bundles/digits").json()
     assert digits["input"]["shape"] == [1, 1, 8, 8]
     assert digits["labels"] == [str(i) for i in range(10)]

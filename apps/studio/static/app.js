@@ -105,7 +105,9 @@ function showOptions() {
   const decoder = $("decoder").value;
   const box = $("options");
   box.replaceChildren();
-  for (const field of state.forms[decoder] || []) {
+  const bundleDefaults = state.facts.option_defaults || {};
+  for (const form of state.forms[decoder] || []) {
+    const field = form.name in bundleDefaults ? { ...form, default: bundleDefaults[form.name] } : form;
     const label = document.createElement("label");
     label.append(field.name + " ");
     let input;
@@ -243,7 +245,10 @@ function showError(message) {
 
 function stop() {
   if (state.job) fetch(`/api/jobs/${state.job}/cancel`, { method: "POST" }).catch(() => {});
-  if (state.abort) state.abort.abort();
+  if (state.abort) {
+    state.abort.abort();
+    $("queue").textContent = "stopped";
+  }
   finish();
 }
 

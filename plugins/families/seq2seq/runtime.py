@@ -333,6 +333,13 @@ class Seq2SeqModel:
             return "sampling"
         return "beam" if (self.defaults.get("num_beams") or 1) > 1 else "greedy"
 
+    def option_defaults(self) -> dict[str, Any]:
+        """The decoder options this bundle sets from its checkpoint's generation defaults
+        (``max_new_tokens``, ``num_beams``, ...): what a call uses unless it passes them,
+        and what an application's form should start from."""
+        return {name: self.defaults[key] for key, name in _DEFAULT_OPTIONS.items()
+                if self.defaults.get(key) is not None}  # fmt: skip
+
     def overridden(self, decoder: str | None, options: dict[str, Any]) -> dict[str, Any]:
         """The bundle's defaults that a call's arguments change: name -> bundle, given."""
         changed: dict[str, Any] = {}
