@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/ofa.py
 	$(PY) benchmarks/dolphin.py
 	$(PY) benchmarks/int8_portability.py
+	$(PY) benchmarks/speller.py
 	$(PY) benchmarks/reliability.py
 
 clean:
