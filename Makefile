@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	# torchvision on this project's package index imports beside torch 2.13.0. Both
 	# install from local disk (CUDA builds that run on CPU); the whole suite passes on them.
 	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install --quiet -e ".[export,qnn,train,ofa,app,dev]"
+	$(PY) -m pip install --quiet -e ".[export,qnn,train,ofa,app,speech,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
