@@ -291,11 +291,20 @@ def test_cancel_stops_within_one_decoder_step_and_frees_the_model(studio):
     assert model.generate(SENTENCE).text  # the model's lock was released
 
 
-def test_a_closed_connection_cancels_its_generation(studio_root):
+LONG = {
+    "text": "teh cat sat on teh mat and teh dgo ran in teh park",
+    "decoder": "greedy",
+    "options": {"min_new_tokens": 40},
+}  # forty pieces, whatever the model would say
+
+
+def slow_studio(studio_root):
+    """A studio whose speller takes 50 ms a piece (a slow device; the decoding is real),
+    and the jobs it starts."""
     studio = Studio([studio_root / "speller"])
     real = studio.model("speller")
 
-    class Slow:  # a slow device: each piece takes 50 ms (the decoding itself is real)
+    class Slow:
         session_info, profile, default_decoder = real.session_info, real.profile, "greedy"
 
         def stream(self, text, **kwargs):
@@ -312,20 +321,54 @@ def test_a_closed_connection_cancels_its_generation(studio_root):
         return jobs[-1]
 
     studio.start_text = recorded
-    with TestClient(create_app(studio)) as client, client.stream(
-        "POST", "/api/bundles/speller/generate",
-        json={"text": "teh cat sat on teh mat and teh dgo ran in teh park", "decoder": "greedy"},
-    ) as response:  # fmt: skip
+    return studio, jobs
+
+
+def read_one_token_and_close(client, url):
+    with client.stream("POST", url, json=LONG) as response:
         for line in response.iter_lines():
             if '"event": "token"' in line:
-                break
-    job = jobs[0]
+                return
+
+
+def check_cancelled_soon(job):
     assert job.finished.wait(10)
     assert job.cancelled
     assert job.cancelled_at is not None
-    assert job.cancelled_at < len(
-        real.generate("teh cat sat on teh mat and teh dgo ran in teh park").token_ids
-    )
+    assert job.cancelled_at <= 5  # of forty: stopped a piece or so after the close
+
+
+def test_a_closed_connection_cancels_its_generation(studio_root):
+    studio, jobs = slow_studio(studio_root)
+    with TestClient(create_app(studio)) as client:
+        read_one_token_and_close(client, "/api/bundles/speller/generate")
+    check_cancelled_soon(jobs[0])
+    assert studio.lane("speller").waiting == 0
+
+
+def test_a_closed_connection_to_the_real_server_cancels_its_generation(studio_root):
+    import socket
+
+    import httpx
+
+    uvicorn = pytest.importorskip("uvicorn")
+    studio, jobs = slow_studio(studio_root)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(studio), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started)
+        with httpx.Client(timeout=30) as client:
+            read_one_token_and_close(
+                client, f"http://127.0.0.1:{port}/api/bundles/speller/generate"
+            )
+        check_cancelled_soon(jobs[0])
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def test_cancel_endpoint(client):
