@@ -10,11 +10,7 @@ high-water mark, and the median decoder step. Variants:
 - ``no-arena``: ``enable_cpu_mem_arena = False``;
 - ``no-prepack``: ``session.disable_prepacking = 1`` (kernels keep the stored layout);
 - ``external``: the same graphs saved with their weights as external data (ORT maps them);
-- ``external-no-prepack``: both;
-- ``ort-format``: the graphs converted to ONNX Runtime's own format (``.ort``) and loaded
-  from bytes with ``session.use_ort_model_bytes_directly`` and
-  ``session.use_ort_model_bytes_for_initializers``: the initializers are the file's bytes,
-  not a copy of them.
+- ``external-no-prepack``: both.
 
     python benchmarks/session_memory.py BUNDLE [--out benchmarks/results/session_memory.json]
 
@@ -32,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = ("default", "no-arena", "no-prepack", "external", "external-no-prepack", "ort-format")
+VARIANTS = ("default", "no-arena", "no-prepack", "external", "external-no-prepack")
 DIMS = {"batch": 1, "bias_batch": 1, "source": 128, "new": 1}
 
 
@@ -63,12 +59,8 @@ def worker(variant: str, folder: Path) -> dict[str, float]:
             options.enable_cpu_mem_arena = False
         if "no-prepack" in variant:
             options.add_session_config_entry("session.disable_prepacking", "1")
-        model: object = str(folder / f"{role}.onnx")
-        if variant == "ort-format":
-            options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
-            options.add_session_config_entry("session.use_ort_model_bytes_for_initializers", "1")
-            model = (folder / f"{role}.ort").read_bytes()
-        sessions[role] = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        sessions[role] = ort.InferenceSession(str(folder / f"{role}.onnx"), options,
+                                              providers=["CPUExecutionProvider"])  # fmt: skip
     loaded = status()
     rng = np.random.default_rng(0)
 
@@ -96,26 +88,10 @@ def external_copy(bundle: Path, into: Path) -> Path:
     """The bundle's graphs with their weights saved as external data."""
     import onnx
 
-    into.mkdir()
     for role in ("encoder", "decoder"):
         model = onnx.load(str(bundle / f"{role}.onnx"))
         onnx.save_model(model, str(into / f"{role}.onnx"), save_as_external_data=True,
                         all_tensors_to_one_file=True, location=f"{role}.data", size_threshold=1024)  # fmt: skip
-    return into
-
-
-def ort_copy(bundle: Path, into: Path) -> Path:
-    """The bundle's graphs converted to ONNX Runtime's format (optimized as at run time)."""
-    import onnxruntime as ort
-
-    into.mkdir()
-    for role in ("encoder", "decoder"):
-        options = ort.SessionOptions()
-        options.optimized_model_filepath = str(into / f"{role}.ort")
-        options.add_session_config_entry("session.save_model_format", "ORT")
-        ort.InferenceSession(
-            str(bundle / f"{role}.onnx"), options, providers=["CPUExecutionProvider"]
-        )
     return into
 
 
@@ -131,11 +107,9 @@ def main() -> None:
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        external = external_copy(args.bundle, Path(tmp) / "external")
-        converted = ort_copy(args.bundle, Path(tmp) / "ort")
+        external = external_copy(args.bundle, Path(tmp))
         for variant in VARIANTS:
             folder = external if variant.startswith("external") else args.bundle
-            folder = converted if variant == "ort-format" else folder
             done = subprocess.run([sys.executable, __file__, "--worker", variant, str(folder)],
                                   capture_output=True, text=True, check=True)  # fmt: skip
             results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
