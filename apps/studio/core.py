@@ -11,6 +11,7 @@ ends it within one decoder step and frees the model for the next job in the queu
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import logging
 import threading
@@ -37,6 +38,11 @@ HIDDEN_OPTIONS = frozenset({"stop_ids", "suppress_ids", "forced_first_id", "forc
 ONE_CALL_PER_TOKEN = frozenset({"greedy", "sampling"})  # decoders that report no call count
 MAX_TEXT_CHARS = 200_000  # a pasted document; the model's own limits are checked by edgert
 PROFILE_RUNS = {"runs": 10, "warmup": 2}  # "profile this bundle": a quick, honest look
+# What a page may set of a profile run: no device, threads or decoder options (a draft's
+# path), so a request cannot make the app read a file it chose.
+PROFILE_OPTIONS = {"runs": (1, 200), "warmup": (0, 20), "new_tokens": (1, 512),
+                   "input_tokens": (1, 4096), "context_tokens": (1, 65536), "batch": (1, 256)}  # fmt: skip
+CONTEXTS_KEPT = 256  # contexts whose first memory time is kept (for the saving shown)
 
 
 class Cancelled(Exception):
@@ -121,7 +127,7 @@ class Studio:
         self._loading = threading.Lock()
         self._lanes = {entry_id: Lane() for entry_id in self.entries}
         self._jobs: dict[str, Job] = {}
-        self._contexts: dict[tuple[str, str], float] = {}  # first memory time per context
+        self._contexts: dict[tuple[str, str], float] = {}  # first memory time, by digest
 
     # --- bundles and models -------------------------------------------------------------
     def entry(self, entry_id: str) -> Entry:
@@ -224,7 +230,10 @@ class Studio:
         arrive as an ``error`` event with the runtime's message and hint.
         """
         self.entry(entry_id)
-        if not isinstance(text, str) or not text.strip():
+        for name, value in (("text", text), ("context", context), ("decoder", decoder)):
+            if value is not None and not isinstance(value, str):
+                raise edgert.InputError(f"{name} must be a string, got {type(value).__name__}")
+        if not text or not text.strip():
             raise edgert.InputError("the input text is empty", hint="type something to process")
         for name, value in (("text", text), ("context", context or "")):
             if len(value) > MAX_TEXT_CHARS:
@@ -309,9 +318,11 @@ class Studio:
             calls = stats.get("new_tokens")
         summary["decoder_calls"] = calls
         if context is not None and "memory_ms" in stats:
-            key = (entry_id, context)
+            key = (entry_id, hashlib.sha256(context.encode("utf-8")).hexdigest())
             if not stats.get("memory_cache_hit"):
                 self._contexts[key] = float(stats["memory_ms"])
+                while len(self._contexts) > CONTEXTS_KEPT:  # oldest first
+                    self._contexts.pop(next(iter(self._contexts)))
             first = self._contexts.get(key)
             if stats.get("memory_cache_hit") and first is not None:
                 summary["memory_saved_ms"] = max(first - float(stats["memory_ms"]), 0.0)
@@ -360,6 +371,18 @@ class Studio:
         """The ``edgert profile`` report of a bundle, with few runs; while it runs, the
         bundle's generations wait in the same queue (so neither disturbs the other)."""
         entry = self.entry(entry_id)
+        for name, value in options.items():
+            bounds = PROFILE_OPTIONS.get(name)
+            if bounds is None:
+                raise edgert.InputError(f"profile option {name!r} cannot be set from the app",
+                                        hint=f"options: {', '.join(PROFILE_OPTIONS)}")  # fmt: skip
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or not bounds[0] <= value <= bounds[1]
+            ):
+                raise edgert.InputError(f"profile option {name!r} must be an integer from "
+                                        f"{bounds[0]} to {bounds[1]}, got {value!r}")  # fmt: skip
         job = Job(lambda event: None)
         lane = self._lanes[entry_id]
         lane.enter(job)

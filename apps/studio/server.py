@@ -150,6 +150,10 @@ def create_app(studio: Studio) -> Starlette:
 
 
 async def _json_body(request: Request, empty_ok: bool = False) -> dict[str, Any]:
+    declared = request.headers.get("content-length", "0")
+    if declared.isdigit() and int(declared) > MAX_BODY:  # refused before it is read
+        raise edgert.InputError(f"the request has {declared} bytes; at most {MAX_BODY}",
+                                hint="send a shorter text or a smaller image")  # fmt: skip
     raw = await request.body()
     if len(raw) > MAX_BODY:
         raise edgert.InputError(f"the request has {len(raw)} bytes; at most {MAX_BODY}",

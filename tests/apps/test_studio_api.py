@@ -142,6 +142,25 @@ def test_bad_requests_are_refused_clearly(client, body, words):
     assert words in response.json()["error"]
 
 
+def test_profile_options_from_a_page_are_bounded(client):
+    for options, words in (({"device": "/etc/passwd"}, "cannot be set from the app"),
+                           ({"decoder_options": [["draft", "/tmp"]]}, "cannot be set"),
+                           ({"runs": 10_000}, "from 1 to 200"), ({"runs": "5"}, "must be an integer")):  # fmt: skip
+        response = client.post("/api/bundles/speller/profile", json={"options": options})
+        assert response.status_code == 400
+        assert words in response.json()["error"]
+
+
+def test_wrong_types_and_huge_bodies_are_refused(client):
+    response = client.post("/api/bundles/dolphin/generate", json={"text": "q", "context": ["a"]})
+    assert response.status_code == 400
+    assert "context must be a string, got list" in response.json()["error"]
+    huge = b'{"text": "' + b"a" * (5 * 1024 * 1024) + b'"}'
+    response = client.post("/api/bundles/speller/generate", content=huge)
+    assert response.status_code == 400
+    assert "at most" in response.json()["error"]
+
+
 def test_unknown_bundle_and_malformed_body(client):
     response = client.post("/api/bundles/nope/generate", json={"text": "x"})
     assert response.status_code == 404
