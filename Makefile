@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/dolphin.py
 	$(PY) benchmarks/int8_portability.py
 	$(PY) benchmarks/speller.py
+	$(PY) benchmarks/speller_sizes.py
 	$(PY) benchmarks/reliability.py
 
 clean:
