@@ -51,19 +51,11 @@ def words(text: str) -> list[str]:
     return WORD.findall(text)
 
 
-def case_like(original: str, new: str) -> str:
-    if original.isupper() and len(original) > 1:
-        return new.upper()
-    if original[:1].isupper():
-        return new[:1].upper() + new[1:]
-    return new
-
-
 def word_by_word(fix: Callable[[str], str]) -> Callable[[str], str]:
     """A sentence corrector from a word corrector: punctuation, spacing and case kept."""
 
     def correct(sentence: str) -> str:
-        return WORD.sub(lambda m: case_like(m.group(), fix(m.group().lower())), sentence)
+        return WORD.sub(lambda m: corpus.case_like(m.group(), fix(m.group().lower())), sentence)
 
     return correct
 

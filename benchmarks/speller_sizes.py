@@ -54,28 +54,11 @@ WIDTH = 8
 
 
 def tokenizer(folder: Path, sentences: list[str]) -> None:
-    """A byte-level BPE with T5's special ids (pad 0, eos 1, unk 2), ``</s>`` appended."""
-    from tokenizers import (
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        processors,
-        trainers,
-    )
+    """The embedded speller's kind of tokenizer (``tools/train_speller.py``), on real prose."""
+    from train_speller import bpe_tokenizer
 
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.normalizer = normalizers.Prepend(" ")
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.Sequence([decoders.ByteLevel(), decoders.Strip(" ", 1, 0)])
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=["<pad>", "</s>", "<unk>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)  # fmt: skip
-    tok.train_from_iterator(sentences, trainer)
-    tok.post_processor = processors.TemplateProcessing(
-        single="$A </s>", special_tokens=[("</s>", 1)]
-    )
+    tok = bpe_tokenizer(sentences, VOCAB)
+    tok.no_padding()
     tok.save(str(folder / "tokenizer.json"))
 
 

@@ -175,7 +175,7 @@ def misspell(word: str, rng: random.Random, kind: str | None = None) -> tuple[st
     for k in kinds:
         damaged = _apply(lower, k, rng)
         if damaged and damaged != lower:
-            return _case_like(word, damaged), k
+            return case_like(word, damaged), k
     return word, "none"
 
 
@@ -210,7 +210,8 @@ def _apply(w: str, kind: str, rng: random.Random) -> str | None:
     raise ValueError(kind)
 
 
-def _case_like(original: str, new: str) -> str:
+def case_like(original: str, new: str) -> str:
+    """``new`` with the capitals of ``original`` (all caps, first capital, or none)."""
     if original.isupper() and len(original) > 1:
         return new.upper()
     if original[:1].isupper():

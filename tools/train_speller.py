@@ -134,7 +134,15 @@ def seed_everything(seed: int) -> None:
 
 
 def train_tokenizer(vocab_size: int = VOCAB_SIZE, seed: int = TOKENIZER_SEED):
-    """Byte-level BPE on clean generated text, with T5's special-token ids and ``</s>`` appended.
+    """Byte-level BPE on clean generated text (see ``bpe_tokenizer``)."""
+    corpus = data.sentences(TOKENIZER_CORPUS, seed)
+    # Every word once more, so that rare words still get whole-word merges.
+    corpus.append(" ".join(sorted(data.vocabulary())))
+    return bpe_tokenizer(corpus, vocab_size)
+
+
+def bpe_tokenizer(corpus: list[str], vocab_size: int):
+    """Byte-level BPE trained on ``corpus``, with T5's special-token ids and ``</s>`` appended.
 
     Byte-level means any typo is encodable (no ``<unk>`` ever). A ``Prepend(" ")``
     normalizer makes the first word of a sentence the same token as anywhere
@@ -163,9 +171,6 @@ def train_tokenizer(vocab_size: int = VOCAB_SIZE, seed: int = TOKENIZER_SEED):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    corpus = data.sentences(TOKENIZER_CORPUS, seed)
-    # Every word once more, so that rare words still get whole-word merges.
-    corpus.append(" ".join(sorted(data.vocabulary())))
     tok.train_from_iterator(corpus, trainer)
     for i, t in enumerate(SPECIAL_TOKENS):
         if tok.token_to_id(t) != i:
