@@ -183,8 +183,7 @@ class Studio:
             defaults = getattr(model, "option_defaults", dict)()  # the bundle's, not the class's
             facts["option_defaults"] = {k: v for k, v in defaults.items()
                                         if isinstance(v, bool | int | float | str)}  # fmt: skip
-            facts["drafts"] = [e.id for e in self.entries.values()
-                               if e.id != entry_id and e.family == self.entry(entry_id).family]  # fmt: skip
+            facts["drafts"] = self._drafts(entry_id)
         if page == "image":
             shape = list(model.example_input(1).shape)
             facts["input"] = {"shape": shape, "channels": shape[1] if len(shape) == 4 else 1,
@@ -192,12 +191,16 @@ class Studio:
             facts["labels"] = list(getattr(model, "labels", ()))
         return facts
 
+    def _drafts(self, entry_id: str) -> list[str]:
+        """The app's other bundles of the same family: the drafts a page may pick."""
+        family = self.entry(entry_id).family
+        return [e.id for e in self.entries.values() if e.id != entry_id and e.family == family]
+
     def _draft(self, entry_id: str, draft: str) -> Path:
         """A draft model is one of the app's own bundles, named by id: a request never
         makes the app open a path it was not given."""
         if draft not in self.entries or draft == entry_id:
-            choices = [e.id for e in self.entries.values()
-                       if e.id != entry_id and e.family == self.entry(entry_id).family]  # fmt: skip
+            choices = self._drafts(entry_id)
             raise edgert.InputError(
                 f"draft {draft!r} is not another bundle of this app",
                 hint=f"choose one of: {', '.join(choices) or 'none (start the app with a draft bundle too)'}",
