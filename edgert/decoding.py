@@ -166,6 +166,10 @@ class DecodingOptions:
     repetition_penalty: float = 1.0  # > 1 discourages tokens already generated; 1 = off
     no_repeat_ngram_size: int = 0  # forbid repeating any n-gram of this size; 0 = off
     prefix_ids: tuple[int, ...] = ()  # decoder tokens before the first generated one
+    # The model's own rules, applied last: ``rules(scores, generated)`` masks one position's
+    # scores in place from the tokens generated so far (Whisper's timestamp grammar). Set by
+    # the family runtime, not by users; None: none.
+    rules: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
@@ -193,7 +197,8 @@ def constrain(logits: np.ndarray, generated: Sequence[int], options: DecodingOpt
 
     Same order and semantics as the processors of Hugging Face ``generate``: repetition
     penalty, no-repeat n-grams, forced tokens, min length, suppressed ids. The history the
-    penalties see starts with ``options.prefix_ids`` (the decoder start token).
+    penalties see starts with ``options.prefix_ids`` (the decoder start token); the model's
+    own ``rules`` come last, as a family's processors come after the generic ones there.
     """
     out = np.array(logits, dtype=np.float32, copy=True)
     history = (*options.prefix_ids, *generated)
@@ -221,6 +226,8 @@ def constrain(logits: np.ndarray, generated: Sequence[int], options: DecodingOpt
         out[list(options.stop_ids)] = -np.inf
     if options.suppress_ids:
         out[list(options.suppress_ids)] = -np.inf
+    if options.rules is not None:
+        options.rules(out, generated)
     return out
 
 
@@ -243,6 +250,7 @@ def position_only(options: DecodingOptions, produced: int) -> bool:
     it: then the rows of a multi-token call are constrained at once (``constrain_rows``)."""
     return (
         options.repetition_penalty == 1.0
+        and options.rules is None
         and not options.no_repeat_ngram_size
         and (options.forced_first_id is None or produced > 0)
         and options.forced_last_id is None

@@ -34,7 +34,7 @@ Event = dict[str, Any]
 # Decoder options a person may set from the page: the plain ones. Token-id lists (stop,
 # suppressed, forced and prefix ids) come from the bundle and stay as it says.
 HIDDEN_OPTIONS = frozenset({"stop_ids", "suppress_ids", "forced_first_id", "forced_last_id",
-                            "prefix_ids"})  # fmt: skip
+                            "prefix_ids", "rules"})  # fmt: skip
 ONE_CALL_PER_TOKEN = frozenset({"greedy", "sampling"})  # decoders that report no call count
 MAX_TEXT_CHARS = 200_000  # a pasted document; the model's own limits are checked by edgert
 PROFILE_RUNS = {"runs": 10, "warmup": 2}  # "profile this bundle": a quick, honest look

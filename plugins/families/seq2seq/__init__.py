@@ -14,6 +14,8 @@ from edgert.hookspecs import hookimpl
 from edgert.plugins.families.seq2seq.optimum import is_optimum_folder
 from edgert.plugins.families.seq2seq.options import Seq2SeqExport
 
+OTHER_FAMILIES = frozenset({"dolphin", "whisper"})  # model types other families export
+
 
 def model_type(folder: Path) -> str | None:
     """``model_type`` of a Hugging Face folder's ``config.json``, or None."""
@@ -33,11 +35,11 @@ def looks_like_hub_id(source: str) -> bool:
 
 
 def detect(source: str) -> bool:
-    """A Hugging Face folder (not a decoder-decoder one), or a hub id."""
+    """A Hugging Face folder (not a decoder-decoder or a speech one), or a hub id."""
     folder = Path(source)
     if (folder / "config.json").is_file():
-        return model_type(folder) != "dolphin"
-    return looks_like_hub_id(source)
+        return model_type(folder) not in OTHER_FAMILIES
+    return looks_like_hub_id(source) and "whisper" not in source.lower()
 
 
 SEQ2SEQ = Family(

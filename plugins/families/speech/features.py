@@ -39,17 +39,23 @@ def _hann(n: int) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)  # periodic, as torch's
 
 
-def log_mel(audio: np.ndarray, filters: np.ndarray, settings: FeatureSettings) -> np.ndarray:
-    """Features ``[feature_size, frames]`` of one window of 16 kHz mono audio."""
-    samples = np.zeros(settings.chunk_samples, np.float64)
-    clip = np.asarray(audio, np.float64).reshape(-1)[: settings.chunk_samples]
+def log_mel(audio: np.ndarray, filters: np.ndarray, settings: FeatureSettings,
+            whole: bool = False) -> np.ndarray:  # fmt: skip
+    """Features ``[feature_size, frames]`` of 16 kHz mono audio: of one window (padded
+    with silence or cut to it), or with ``whole`` of all of it (``len // hop_length``
+    frames, normalized over all of them, as the extractor does with ``truncation=False``
+    for long-form transcription)."""
+    clip = np.asarray(audio, np.float64).reshape(-1)
+    length = max(clip.size, settings.n_fft) if whole else settings.chunk_samples
+    samples = np.zeros(length, np.float64)
+    clip = clip[:length]
     samples[: clip.size] = clip
     half = settings.n_fft // 2
     padded = np.pad(samples, half, mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(padded, settings.n_fft)[
         :: settings.hop_length
     ]
-    spectrum = np.fft.rfft(frames[: settings.frames] * _hann(settings.n_fft), axis=1)
+    spectrum = np.fft.rfft(frames[: length // settings.hop_length] * _hann(settings.n_fft), axis=1)
     power = spectrum.real**2 + spectrum.imag**2  # [frames, bins]
     mel = np.asarray(filters, np.float64).T @ power.T  # [feature_size, frames]
     log = np.log10(np.maximum(mel, 1e-10))

@@ -1,0 +1,1 @@
+"""Exporter of the ``speech`` family (Whisper-class encoder-decoders)."""

@@ -1,0 +1,301 @@
+"""Runtime of the ``speech`` family: ``transcribe`` (and ``generate``/``stream``) for
+Whisper-class bundles.
+
+No torch, no transformers: the numpy front-end (:mod:`.features`), two ONNX Runtime
+sessions, the registered decoders through :class:`.core.SpeechCore`, and Whisper's rules
+(:mod:`.rules`, :mod:`.windows`). Transcribing follows transformers' ``generate`` step by
+step, so the tokens are the same: the prompt (start, language, task, timestamps), then
+30-second windows from ``seek = 0``, each decoded and cut into segments at its timestamp
+pairs, the next window starting where the last complete segment ended.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgert.errors import BundleError, InputError
+from edgert.plugins.families.seq2seq.core import Layout
+from edgert.plugins.families.seq2seq.embeddings import EmbeddingTable, check_width, multiplier
+from edgert.plugins.families.seq2seq.generation import check_generation
+from edgert.plugins.families.seq2seq.names import check_inputs, check_layout
+from edgert.plugins.families.seq2seq.runtime import Generation, Seq2SeqModel
+from edgert.plugins.families.speech.audio import read_audio
+from edgert.plugins.families.speech.core import SpeechCore
+from edgert.plugins.families.speech.features import FeatureSettings, log_mel
+from edgert.plugins.families.speech.names import speech_io
+from edgert.plugins.families.speech.rules import WhisperRules
+from edgert.plugins.families.speech.windows import Segment, cut_segments, init_tokens
+
+if TYPE_CHECKING:
+    from edgert.bundle import Bundle
+    from edgert.catalog import Catalog
+    from edgert.profiles import DeviceProfile
+
+INPUT_STRIDE = 2  # feature frames per encoder position (the stride-2 convolution)
+TIME_PRECISION = 0.02  # seconds per timestamp step
+
+
+@dataclass(frozen=True)
+class Transcription:
+    """Result of :meth:`SpeechModel.transcribe`: the text, the tokens ``generate`` returns
+    (every window's, without prompt or end token), the segments (with times where the
+    model gave timestamps), the language token used, and statistics."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    segments: tuple[Segment, ...] = ()
+    language: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class SpeechModel(Seq2SeqModel):
+    """A loaded speech model. Build it with :func:`edgert.load`.
+
+    Example:
+        >>> model = edgert.load("whisper-bundle")                  # doctest: +SKIP
+        >>> model.transcribe("meeting.wav", language="en").text      # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        profile: DeviceProfile,
+        catalog: Catalog,
+        *,
+        allow_fallback: bool | None = None,
+        threads: int | None = None,
+    ) -> None:
+        from tokenizers import Tokenizer
+
+        self.allow_fallback = allow_fallback
+        self.bundle, self.profile, self.catalog = bundle, profile, catalog
+        manifest = bundle.manifest
+        self.defaults = check_generation(
+            manifest, bundle.path, required=("decoder_start_token_id",)
+        )
+        self.rules = _check_rules(manifest["generation"], bundle.path)
+        self.settings, self.filters = _features(bundle)
+        self.open_sessions("encoder.onnx", allow_fallback, threads)
+        decoder = self.session_info.session
+        tables = manifest["embeddings"]
+        table = check_width(EmbeddingTable(bundle.file(tables["decoder"]["file"]),
+                                           multiplier(tables, "decoder", bundle.path)),
+                            decoder, bundle.path)  # fmt: skip
+        layout = check_layout(manifest["layout"], decoder, bundle.path)
+        check_inputs(speech_io(layout["layers"]),
+                     {"encoder": self.encoder_info.session, "decoder": decoder}, bundle.path,
+                     "family")  # fmt: skip
+        window = (self.settings.feature_size, self.settings.frames)
+        self.core = SpeechCore(self.encoder_info.session, decoder, table, Layout(**layout), window)
+        self.tokenizer = Tokenizer.from_file(str(bundle.file(manifest["tokenizer"])))
+        self.describe_core()
+
+    # --- public API -------------------------------------------------------------------
+    def features(self, audio: str | Path | np.ndarray) -> np.ndarray:
+        """Log-mel features of the audio, as transformers' extractor makes them for
+        ``generate``: one window (padded with silence) for up to 30 s, else all of it."""
+        samples = self.samples(audio)
+        whole = samples.size > self.settings.chunk_samples
+        return log_mel(samples, self.filters, self.settings, whole=whole)
+
+    def samples(self, audio: str | Path | np.ndarray) -> np.ndarray:
+        """Mono float32 samples at the model's rate: a WAV/FLAC path (any rate and
+        channels: resampled), or an array already at that rate."""
+        if isinstance(audio, str | Path):
+            return read_audio(audio, self.settings.sampling_rate)
+        samples = np.asarray(audio)
+        if samples.dtype.kind != "f" or samples.ndim != 1 or not samples.size:
+            raise InputError(
+                f"audio must be a non-empty 1-D float array at {self.settings.sampling_rate} Hz, "
+                f"got {samples.dtype} of shape {samples.shape}",
+                hint="pass a WAV/FLAC path, or mono float32 samples in [-1, 1]",
+            )
+        if not np.isfinite(samples).all():
+            raise InputError("the audio has NaN or infinite samples", hint="clean the signal")
+        return samples.astype(np.float32, copy=False)
+
+    def transcribe(
+        self, audio: str | Path | np.ndarray, *, language: str | None = None,
+        task: str | None = None, return_timestamps: bool | None = None,
+        decoder: str | None = None, **options: Any,
+    ) -> Transcription:  # fmt: skip
+        """Transcribe (or translate) ``audio``. ``language`` (``"en"``, ``"<|en|>"`` or a
+        name the bundle lists) is detected from the first window when a multilingual model
+        is given none; ``return_timestamps`` defaults to the checkpoint's setting and is
+        on for audio over 30 s. Decoder options are the decoder's (``num_beams``, ...)."""
+        pieces: list[Segment] = []
+        stats: dict[str, Any] = {}
+        with self.exclusive():
+            for segment in self._windows(audio, language, task, return_timestamps, decoder,
+                                         options, stats):  # fmt: skip
+                pieces.extend(segment)
+        tokens = tuple(t for s in pieces for t in s.token_ids)
+        return Transcription(self.text_of(tokens), tokens, tuple(pieces), stats.get("language"),
+                             stats)  # fmt: skip
+
+    def generate(
+        self, audio: Any = None, *, decoder: str | None = None, **options: Any
+    ) -> Generation:
+        """``transcribe`` with the text families' result type (for generic callers)."""
+        result = self.transcribe(audio, decoder=decoder, **_text_only(options))
+        return Generation(result.text, result.token_ids, result.stats)
+
+    def stream(self, audio: Any = None, *, decoder: str | None = None,
+               stats: dict[str, Any] | None = None, **options: Any) -> Iterator[str]:  # fmt: skip
+        """Yield each segment's text as its window is decoded."""
+        report = {} if stats is None else stats
+        language = options.pop("language", None)
+        task = options.pop("task", None)
+        stamps = options.pop("return_timestamps", None)
+        with self.exclusive():
+            for segments in self._windows(audio, language, task, stamps, decoder,
+                                          _text_only(options), report):  # fmt: skip
+                for segment in segments:
+                    if segment.text:
+                        yield segment.text
+
+    def text_of(self, tokens: tuple[int, ...] | list[int]) -> str:
+        """The text of ``tokens``: timestamps and special tokens left out."""
+        eot = self.rules["eot"]
+        return self.output_tokenizer.decode([t for t in tokens if t < eot])
+
+    # --- internals ----------------------------------------------------------------------
+    def _windows(self, audio: Any, language: str | None, task: str | None,
+                 return_timestamps: bool | None, decoder: str | None, options: dict[str, Any],
+                 stats: dict[str, Any]) -> Iterator[list[Segment]]:  # fmt: skip
+        """Decode ``audio`` window by window (transformers' seek loop, batch 1)."""
+        started = time.perf_counter()
+        features = self.features(audio)
+        feature_ms = (time.perf_counter() - started) * 1000
+        frames = features.shape[1]
+        window = self.settings.frames
+        long_form = frames > window
+        if return_timestamps is None:
+            return_timestamps = self.rules["return_timestamps"]
+        if long_form:
+            if return_timestamps is False:
+                raise InputError(
+                    f"the audio is {frames * self.settings.hop_length / self.settings.sampling_rate:.1f} s, "
+                    f"over one {self.settings.seconds:.0f} s window: long-form transcription "
+                    "needs timestamps to stitch the windows",
+                    hint="pass return_timestamps=True (or leave it unset), or cut the audio",
+                )
+            return_timestamps = True
+        strategy, parsed = self.decoder_options(decoder or self.default_decoder, options)
+        given_new = "max_new_tokens" in options or self.rules["max_new_tokens_given"]
+        prompt, lang = init_tokens(self.rules, language, task, bool(return_timestamps),
+                                   lambda: self._detect_language(features[:, :window]))  # fmt: skip
+        stats.update(language=lang, prompt=list(prompt), feature_ms=feature_ms)
+        rules = WhisperRules(
+            begin_suppress=tuple(self.rules["begin_suppress_token_ids"]),
+            timestamp_begin=self.rules["timestamp_begin"] if return_timestamps else None,
+            no_timestamps=self.rules["no_timestamps_token_id"], eos=self.rules["eot"],
+            max_initial_timestamp_index=self.rules["max_initial_timestamp_index"],
+        )  # fmt: skip
+        room = self.defaults["max_total_length"] - len(prompt)
+        new = (
+            min(parsed.max_new_tokens, room)
+            if given_new
+            else self.rules["max_length"] - len(prompt)
+        )
+        if new < 1:
+            raise InputError(f"the prompt ({len(prompt)} tokens) leaves no room in the decoder's "
+                             f"{self.defaults['max_total_length']} positions")  # fmt: skip
+        parsed = dataclasses.replace(parsed, prefix_ids=tuple(prompt), rules=rules,
+                                     max_new_tokens=new,
+                                     min_new_tokens=min(parsed.min_new_tokens, new))  # fmt: skip
+        seek, windows, tokens_out, decode_ms = 0, 0, 0, 0.0
+        while seek < frames:
+            chunk = features[:, seek : seek + window]
+            width = chunk.shape[1]
+            if width < window:
+                chunk = np.pad(chunk, ((0, 0), (0, window - width)))
+            self.core.listen(chunk)
+            begun = time.perf_counter()
+            tokens = list(strategy.decode(self.core, prompt, parsed))
+            decode_ms += (time.perf_counter() - begun) * 1000
+            if tokens and tokens[-1] in parsed.stop_ids:
+                tokens = tokens[:-1]
+            windows += 1
+            tokens_out += len(tokens)
+            offset = seek * TIME_PRECISION / INPUT_STRIDE
+            segments, advance = cut_segments(tokens, self.rules["timestamp_begin"], offset,
+                                             width, TIME_PRECISION, INPUT_STRIDE)  # fmt: skip
+            seek += advance
+            yield [dataclasses.replace(s, text=self.text_of(s.token_ids)) for s in segments]
+        seconds = frames * self.settings.hop_length / self.settings.sampling_rate
+        total = (time.perf_counter() - started) * 1000
+        stats.update(windows=windows, new_tokens=tokens_out, decode_ms=decode_ms, total_ms=total,
+                     audio_s=seconds, real_time_factor=total / 1000 / seconds if seconds else None,
+                     decoder=decoder or self.default_decoder)  # fmt: skip
+
+    def _detect_language(self, features: np.ndarray) -> int:
+        """The likeliest language token after ``<|startoftranscript|>`` on the first window
+        (one decoder call, no rules: transformers' ``detect_language``)."""
+        if features.shape[1] < self.settings.frames:
+            features = np.pad(features, ((0, 0), (0, self.settings.frames - features.shape[1])))
+        self.core.listen(features)
+        logits = self.core.start([self.rules["decoder_start_token_id"]])[-1]
+        ids = sorted(self.rules["lang_to_id"].values())
+        return ids[int(np.argmax(logits[ids]))]
+
+    def __repr__(self) -> str:
+        return (
+            f"SpeechModel({self.bundle.path}, device={self.profile.id}, provider={self.provider})"
+        )
+
+
+def _text_only(options: dict[str, Any]) -> dict[str, Any]:
+    """Generic callers pass text-family arguments a speech model has no use for."""
+    for name in ("stop", "truncate", "text", "input_ids"):
+        if options.pop(name, None) not in (None, (), False):
+            raise InputError(f"{name} is for text bundles; a speech bundle takes audio",
+                             hint="pass a WAV/FLAC path or samples")  # fmt: skip
+    return options
+
+
+def _features(bundle: Bundle) -> tuple[FeatureSettings, np.ndarray]:
+    """The front-end's settings and mel filters, checked against each other."""
+    spec = dict(bundle.manifest.get("features") or {})
+    name = spec.pop("mel_filters", None)
+    try:
+        settings = FeatureSettings(**{k: int(v) for k, v in spec.items()})
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"the manifest of {bundle.path}: bad features {spec!r}: {exc}",
+                          hint="re-export the bundle") from exc  # fmt: skip
+    filters = np.load(bundle.file(name), allow_pickle=False) if name else None
+    bins = settings.n_fft // 2 + 1
+    if filters is None or filters.shape != (bins, settings.feature_size):
+        raise BundleError(
+            f"the mel filters of {bundle.path} are {None if filters is None else filters.shape}; "
+            f"the front-end needs ({bins}, {settings.feature_size})",
+            hint="re-export the bundle",
+        )
+    return settings, filters
+
+
+def _check_rules(generation: dict[str, Any], where: Any) -> dict[str, Any]:
+    """Whisper's decoding facts from the manifest, with the ids the rules use."""
+    rules = dict(generation)
+    no_timestamps = rules.get("no_timestamps_token_id")
+    eos = rules.get("eos_token_ids") or []
+    if type(no_timestamps) is not int or not eos:
+        raise BundleError(f"the manifest of {where} lacks Whisper's no_timestamps_token_id or "
+                          "end token", hint="re-export the bundle")  # fmt: skip
+    rules["timestamp_begin"] = no_timestamps + 1
+    rules["eot"] = eos[0]
+    rules.setdefault("begin_suppress_token_ids", [])
+    rules.setdefault("lang_to_id", {})
+    rules.setdefault("task_to_id", {})
+    rules.setdefault("max_initial_timestamp_index", None)
+    rules.setdefault("return_timestamps", None)
+    rules.setdefault("max_length", rules["max_total_length"])
+    rules["max_new_tokens_given"] = bool(rules.get("max_new_tokens_given"))
+    return rules
