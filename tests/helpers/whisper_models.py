@@ -55,20 +55,21 @@ def whisper_folder(folder: Path, *, multilingual: bool = True, seed: int = 0,
     eot, sot = ids("<|endoftext|>"), ids("<|startoftranscript|>")
     no_timestamps = ids("<|notimestamps|>")
     space = tokenizer.encode(" ").ids[0]
+    suppress = [ids("<|startoflm|>"), ids("<|nospeech|>"), 5, 9]
     config = WhisperConfig(
         vocab_size=tokenizer.get_vocab_size(), d_model=d_model, encoder_layers=layers,
         decoder_layers=layers, encoder_attention_heads=3, decoder_attention_heads=3,
         encoder_ffn_dim=2 * d_model + 1, decoder_ffn_dim=2 * d_model + 1, num_mel_bins=80,
         max_source_positions=1500, max_target_positions=448, pad_token_id=eot,
         bos_token_id=eot, eos_token_id=eot, decoder_start_token_id=sot,
-        begin_suppress_tokens=[space, eot], suppress_tokens=[],
+        begin_suppress_tokens=[space, eot], suppress_tokens=suppress,
     )  # fmt: skip
     torch.manual_seed(seed)
     model = WhisperForConditionalGeneration(config).eval()
     gen = {
         "decoder_start_token_id": sot, "eos_token_id": eot, "pad_token_id": eot,
         "bos_token_id": eot, "max_length": 448, "begin_suppress_tokens": [space, eot],
-        "suppress_tokens": [ids("<|startoflm|>"), ids("<|nospeech|>"), 5, 9],
+        "suppress_tokens": suppress,
         "no_timestamps_token_id": no_timestamps, "prev_sot_token_id": ids("<|startofprev|>"),
         "max_initial_timestamp_index": 50, "is_multilingual": multilingual,
     }  # fmt: skip

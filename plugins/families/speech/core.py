@@ -43,6 +43,21 @@ class SpeechCore(Seq2SeqCore):
             )
         self._features, self._cross = features, None
 
+    def prepare_draft(self, draft: Any) -> None:
+        """A speech draft model (``speculative``) decodes the same window; a draft of
+        another family has no audio to hear."""
+        if not isinstance(draft, SpeechCore):
+            raise InputError(
+                f"the draft model is a {type(draft).__name__}; a speech model needs a speech draft",
+                hint="pass a speech bundle with the same tokenizer as --draft",
+            )
+        if self._features is None:
+            raise InputError("no audio to decode", hint="call listen(features) first")
+        if draft.window != self.window:
+            raise InputError(f"the draft's encoder takes {draft.window} features; this model's "
+                             f"takes {self.window}", hint="pick a draft with the same front-end")  # fmt: skip
+        draft.listen(self._features)
+
     def encode(self, prompt: Sequence[int], batch: int = 1) -> None:
         """Run the encoder on the window (unless this window is encoded already)."""
         if self._features is None:
