@@ -208,3 +208,22 @@ def test_the_seq2seq_family_does_not_claim_whisper_folders(whisper_sources):
     assert speech_detect(folder) and not seq2seq_detect(folder)
     assert speech_detect("openai/whisper-tiny") and not seq2seq_detect("openai/whisper-tiny")
     assert seq2seq_detect("google-t5/t5-small") and not speech_detect("google-t5/t5-small")
+
+
+def test_an_int8_profile_quantizes_the_decoder_within_tolerance(tmp_path):
+    from helpers.cli import run_cli
+    from helpers.whisper_models import whisper_folder
+
+    source = whisper_folder(tmp_path / "wide", d_model=192)  # weights big enough to quantize
+    code, out, err = run_cli("export", str(source), "--device", "x86-avx2-int8",
+                             "--out", str(tmp_path / "int8"))  # fmt: skip
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "int8" / "manifest.json").read_text())
+    assert manifest["precision"] == "int8"
+    assert manifest["quantization"]["decoder"]["quantized_nodes"] > 0
+    assert manifest["validation"]["next_token_agreement"] >= 0.9
+    audio = speech_like(2.0, 14)
+    expected, _ = hf_generate(source, audio, max_new_tokens=12)
+    got = edgert.load(str(tmp_path / "int8")).transcribe(audio, max_new_tokens=12)
+    agree = sum(a == b for a, b in zip(got.token_ids, expected, strict=False))
+    assert agree >= 0.9 * len(expected)
