@@ -1,13 +1,16 @@
 """Shared fixtures: a fresh plugin catalog, tiny ONNX bundles built with onnx.helper, and
 session-scoped exports (seconds each, built only when a test asks): the embedded digits
-model, tiny seq2seq sources and bundles, tiny decoder-decoder sources and bundles."""
+model, tiny seq2seq sources and bundles, tiny decoder-decoder sources and bundles, tiny
+Whisper checkpoints and bundles."""
 
 from __future__ import annotations
 
 import pytest
 from helpers.bundles import full_int8_profile, make_bundle
+from helpers.cli import run_cli
 from helpers.dolphin_models import export, make_composition, make_dolphin
 from helpers.seq2seq_models import KINDS, make_source
+from helpers.whisper_models import whisper_folder
 
 from edgert.catalog import load_catalog
 from edgert.plugin_manager import get_plugin_manager
@@ -131,3 +134,33 @@ def dolphin_bundles(dolphin_sources, tmp_path_factory):
     for name, source in dolphin_sources.items():
         export(source, root / name)
     return {name: root / name for name in dolphin_sources}
+
+
+@pytest.fixture(scope="session")
+def whisper_sources(tmp_path_factory):
+    """Multilingual (timestamps, language detection) and English-only checkpoints, a second
+    multilingual one with the same tokenizer (a draft for ``speculative``), and one with
+    the generation config transformers derives from a bare ``WhisperConfig``."""
+    pytest.importorskip("torch")
+    root = tmp_path_factory.mktemp("whisper")
+    return {
+        "multilingual": whisper_folder(root / "multilingual"),
+        "english": whisper_folder(root / "english", multilingual=False, seed=1),
+        "draft": whisper_folder(root / "draft", seed=2, d_model=24, layers=1),
+        "plain": whisper_folder(root / "plain", seed=3, whisper_config=False),
+    }
+
+
+@pytest.fixture(scope="session")
+def whisper_bundles(whisper_sources, tmp_path_factory):
+    """Each checkpoint exported with ``edgert export`` (family detected) for cpu-generic."""
+    root = tmp_path_factory.mktemp("whisper-bundles")
+    bundles = {}
+    for name, source in whisper_sources.items():
+        out = root / name
+        code, stdout, stderr = run_cli("export", str(source), "--device", "cpu-generic",
+                                       "--out", str(out))  # fmt: skip
+        assert code == 0, stderr
+        assert "(speech, fp32, device cpu-generic)" in stdout
+        bundles[name] = out
+    return bundles

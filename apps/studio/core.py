@@ -184,6 +184,10 @@ class Studio:
             facts["option_defaults"] = {k: v for k, v in defaults.items()
                                         if isinstance(v, bool | int | float | str)}  # fmt: skip
             facts["drafts"] = self._drafts(entry_id)
+        if page == "audio":
+            facts["sampling_rate"] = model.sampling_rate
+            facts["languages"] = sorted(t.strip("<|>") for t in model.rules["lang_to_id"])
+            facts["tasks"] = sorted(model.rules["task_to_id"])
         if page == "image":
             shape = list(model.example_input(1).shape)
             facts["input"] = {"shape": shape, "channels": shape[1] if len(shape) == 4 else 1,
@@ -247,19 +251,46 @@ class Studio:
         options = check_options(decoder, options or {})
         if options.get("draft"):
             options["draft"] = str(self._draft(entry_id, options["draft"]))
+        return self._start(sink, entry_id, lambda job: self._stream(
+            job, entry_id, text, decoder, options, context))  # fmt: skip
+
+    def start_audio(
+        self, entry_id: str, sink: Callable[[Event], None], *, pcm16: str, rate: int,
+        language: str | None = None, task: str | None = None, timestamps: bool = True,
+        decoder: str | None = None,
+    ) -> Job:  # fmt: skip
+        """Start transcribing audio sent as base64 little-endian 16-bit PCM, mono, at the
+        model's rate (the page decodes and resamples files and recordings); segments go
+        to ``sink`` as each 30 s window is decoded."""
+        self.entry(entry_id)
+        for name, value in (("language", language), ("task", task), ("decoder", decoder)):
+            if value is not None and not isinstance(value, str):
+                raise edgert.InputError(f"{name} must be a string, got {type(value).__name__}")
+        if not isinstance(timestamps, bool):
+            raise edgert.InputError(f"timestamps must be true or false, got {timestamps!r}")
+        samples = _pcm16(pcm16)
+        model = self.model(entry_id)
+        expected = getattr(model, "sampling_rate", None)
+        if expected is None:
+            raise edgert.InputError(f"bundle {entry_id!r} does not take audio")
+        if rate != expected:
+            raise edgert.InputError(f"the audio is at {rate!r} Hz; this model takes {expected} Hz",
+                                    hint=f"resample it to {expected} Hz")  # fmt: skip
+        kwargs = {"language": language or None, "task": task or None,
+                  "return_timestamps": timestamps, "decoder": decoder}  # fmt: skip
+        return self._start(sink, entry_id, lambda job: self._transcribe(job, entry_id, samples,
+                                                                          kwargs))  # fmt: skip
+
+    def _start(self, sink: Callable[[Event], None], entry_id: str,
+               work: Callable[[Job], None]) -> Job:  # fmt: skip
         job = Job(sink)
         self._jobs[job.id] = job
-        worker = threading.Thread(
-            target=self._generate, args=(job, entry_id, text, decoder, options, context),
-            name=f"studio-{job.id[:8]}", daemon=True,
-        )  # fmt: skip
+        worker = threading.Thread(target=self._generate, args=(job, entry_id, work),
+                                  name=f"studio-{job.id[:8]}", daemon=True)  # fmt: skip
         worker.start()
         return job
 
-    def _generate(
-        self, job: Job, entry_id: str, text: str, decoder: str | None, options: dict[str, Any],
-        context: str | None,
-    ) -> None:  # fmt: skip
+    def _generate(self, job: Job, entry_id: str, work: Callable[[Job], None]) -> None:
         lane = self._lanes[entry_id]
         try:
             lane.enter(job)
@@ -268,7 +299,7 @@ class Studio:
             self._finish(job)
             return
         try:
-            self._stream(job, entry_id, text, decoder, options, context)
+            work(job)
         except edgert.EdgertError as exc:
             job.emit("error", message=exc.message, hint=exc.hint)
         except Exception as exc:  # a bug: the page gets a line, the log the traceback
@@ -310,6 +341,36 @@ class Studio:
             job.emit("cancelled", pieces=len(pieces), text="".join(pieces))
             return
         job.emit("done", text="".join(pieces), stats=self._summary(entry_id, stats, context))
+
+    def _transcribe(self, job: Job, entry_id: str, samples: np.ndarray,
+                    kwargs: dict[str, Any]) -> None:  # fmt: skip
+        model = self.model(entry_id)
+        stats: dict[str, Any] = {}
+        job.emit("start", provider=model.session_info.active, profile=model.profile.id,
+                 decoder=kwargs["decoder"] or getattr(model, "default_decoder", None))  # fmt: skip
+        started = time.perf_counter()
+        texts: list[str] = []
+        tokens: list[int] = []
+        segments = model.segments(samples, stats=stats, **kwargs)
+        try:
+            for segment in segments:
+                texts.append(segment.text)
+                tokens.extend(segment.token_ids)
+                job.emit("segment", start=segment.start, end=segment.end, text=segment.text,
+                         pieces=len(texts),
+                         elapsed_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
+                if job.cancelled:
+                    job.cancelled_at = len(texts)
+                    break
+        finally:
+            segments.close()
+        if job.cancelled:
+            job.emit("cancelled", pieces=len(texts), text="".join(texts))
+            return
+        summary = {k: v for k, v in stats.items()
+                   if isinstance(v, bool | int | float | str) or v is None}  # fmt: skip
+        job.emit("done", text=model.text_of(tokens), language=stats.get("language"),
+                 stats=summary)  # fmt: skip
 
     def _summary(self, entry_id: str, stats: dict[str, Any], context: str | None) -> dict:
         """The run's statistics as the page shows them: scalars only, plus the saving a
@@ -430,6 +491,29 @@ def _kind(default: Any, annotation: str) -> str | None:
     if isinstance(default, str):
         return "str"
     return None
+
+
+MAX_AUDIO_SAMPLES = 16000 * 600  # ten minutes at 16 kHz
+
+
+def _pcm16(data: Any) -> np.ndarray:
+    """Float samples of base64 little-endian 16-bit PCM, refused clearly when malformed."""
+    import base64
+    import binascii
+
+    if not isinstance(data, str) or not data:
+        raise edgert.InputError("pcm16 must be base64 text of 16-bit samples",
+                                hint="decode the file in the page and send its samples")  # fmt: skip
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise edgert.InputError(f"pcm16 is not base64: {exc}") from exc
+    if len(raw) % 2 or not raw:
+        raise edgert.InputError(f"pcm16 holds {len(raw)} bytes; 16-bit samples take 2 each")
+    if len(raw) // 2 > MAX_AUDIO_SAMPLES:
+        raise edgert.InputError(f"the audio has {len(raw) // 2} samples; this app takes at most "
+                                f"{MAX_AUDIO_SAMPLES} (ten minutes)", hint="send a shorter clip")  # fmt: skip
+    return np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
 
 
 def check_options(decoder: str | None, options: dict[str, Any]) -> dict[str, Any]:

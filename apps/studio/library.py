@@ -17,7 +17,8 @@ import edgert
 
 # The page a family's bundles get, by the ``family`` field of the manifest. A family not
 # listed here gets its page from what its loaded model can do (``Studio.page``).
-PAGES = {"seq2seq": "text", "dolphin": "context", "cnn": "image", "ofa": "image"}
+PAGES = {"seq2seq": "text", "dolphin": "context", "cnn": "image", "ofa": "image",
+         "speech": "audio"}  # fmt: skip
 SEARCH_DEPTH = 2
 
 

@@ -1,6 +1,7 @@
 """The web front-end: a Starlette app over :class:`Studio`, served by uvicorn.
 
-Text is streamed as server-sent events from ``POST /api/bundles/{id}/generate``; the first
+Text is streamed as server-sent events from ``POST /api/bundles/{id}/generate`` (and a
+transcript, segment by segment, from ``.../transcribe``); the first
 event names the job, which ``POST /api/jobs/{job}/cancel`` stops, and so does closing the
 connection (a closed tab). Static files come from a fixed list shipped in the package and
 bundles are named by id: no request reaches a path on disk that it chose.
@@ -92,20 +93,23 @@ def create_app(studio: Studio) -> Starlette:
             entry_id, sink, text=body.get("text"), decoder=body.get("decoder") or None,
             options=body.get("options") or {}, context=body.get("context"),
         )  # fmt: skip
+        return JobStream(job, _events(job, events))
 
-        async def stream() -> Any:
-            yield _sse({"event": "job", "job": job.id})
-            while True:
-                try:
-                    event = await asyncio.wait_for(events.get(), HEARTBEAT_S)
-                except TimeoutError:
-                    yield ": ping\n\n"
-                    continue
-                yield _sse(event)
-                if event["event"] in ("done", "error", "cancelled"):
-                    return
+    async def transcribe(request: Request) -> Response:
+        entry_id = request.path_params["bundle"]
+        body = await _json_body(request)
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
-        return JobStream(job, stream())
+        def sink(event: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        job = await run_in_threadpool(
+            studio.start_audio, entry_id, sink, pcm16=body.get("pcm16"), rate=body.get("rate"),
+            language=body.get("language") or None, task=body.get("task") or None,
+            timestamps=body.get("timestamps", True), decoder=body.get("decoder") or None,
+        )  # fmt: skip
+        return JobStream(job, _events(job, events))
 
     async def cancel(request: Request) -> Response:
         studio.cancel(request.path_params["job"])
@@ -140,6 +144,7 @@ def create_app(studio: Studio) -> Starlette:
         Route("/api/bundles/{bundle}", bundle),
         Route("/api/decoders", decoders),
         Route("/api/bundles/{bundle}/generate", generate, methods=["POST"]),
+        Route("/api/bundles/{bundle}/transcribe", transcribe, methods=["POST"]),
         Route("/api/bundles/{bundle}/classify", classify, methods=["POST"]),
         Route("/api/bundles/{bundle}/profile", profile, methods=["POST"]),
         Route("/api/jobs/{job}/cancel", cancel, methods=["POST"]),
@@ -153,7 +158,7 @@ async def _json_body(request: Request, empty_ok: bool = False) -> dict[str, Any]
     declared = request.headers.get("content-length", "0")
     if declared.isdigit() and int(declared) > MAX_BODY:  # refused before it is read
         raise edgert.InputError(f"the request has {declared} bytes; at most {MAX_BODY}",
-                                hint="send a shorter text or a smaller image")  # fmt: skip
+                                hint="send a shorter text, a smaller image or a shorter clip")  # fmt: skip
     raw = await request.body()
     if len(raw) > MAX_BODY:
         raise edgert.InputError(f"the request has {len(raw)} bytes; at most {MAX_BODY}",
@@ -168,6 +173,20 @@ async def _json_body(request: Request, empty_ok: bool = False) -> dict[str, Any]
     if not isinstance(body, dict):
         raise edgert.InputError("the request body must be a JSON object")
     return body
+
+
+async def _events(job: Job, events: asyncio.Queue) -> Any:
+    """The job's id, then its events as they come, with a heartbeat while it is quiet."""
+    yield _sse({"event": "job", "job": job.id})
+    while True:
+        try:
+            event = await asyncio.wait_for(events.get(), HEARTBEAT_S)
+        except TimeoutError:
+            yield ": ping\n\n"
+            continue
+        yield _sse(event)
+        if event["event"] in ("done", "error", "cancelled"):
+            return
 
 
 def _sse(event: dict[str, Any]) -> str:

@@ -107,13 +107,9 @@ def whisper_rules(model: Any, tokenizer_json: str) -> dict[str, Any]:
     def token(name: str) -> int | None:
         return tokenizer.token_to_id(name)
 
-    no_timestamps = getattr(gen, "no_timestamps_token_id", None) or token("<|notimestamps|>")
-    if no_timestamps is None:
-        raise ExportError(
-            "the generation config has no no_timestamps_token_id and the tokenizer no "
-            "<|notimestamps|> token",
-            hint="save the checkpoint's own WhisperGenerationConfig (generation_config.json)",
-        )
+    # As generate() reads them: a generation config without Whisper's fields (a random
+    # config's, or an old one) decodes from <|startoftranscript|> alone, without timestamps.
+    no_timestamps = getattr(gen, "no_timestamps_token_id", None)
     eos = gen.eos_token_id if gen.eos_token_id is not None else config.eos_token_id
     start = gen.decoder_start_token_id
     if start is None:
@@ -133,7 +129,7 @@ def whisper_rules(model: Any, tokenizer_json: str) -> dict[str, Any]:
         "lang_to_id": dict(getattr(gen, "lang_to_id", None) or {}),
         "task_to_id": dict(getattr(gen, "task_to_id", None) or {}),
         "is_multilingual": getattr(gen, "is_multilingual", None),
-        "no_timestamps_token_id": int(no_timestamps),
+        "no_timestamps_token_id": None if no_timestamps is None else int(no_timestamps),
         "prev_sot_token_id": getattr(gen, "prev_sot_token_id", None) or token("<|startofprev|>"),
         "max_initial_timestamp_index": getattr(gen, "max_initial_timestamp_index", None),
         "return_timestamps": getattr(gen, "return_timestamps", None),
@@ -141,9 +137,11 @@ def whisper_rules(model: Any, tokenizer_json: str) -> dict[str, Any]:
         "max_length": max_length,
         "max_total_length": int(config.max_target_positions),
         "max_input_length": window_frames(model),
-        # per window: max_new_tokens where the config sets it, else max_length less the prompt
+        # per window: max_new_tokens where the config sets it, else max_length less the
+        # prompt (transformers' default of 20 counts new tokens only)
         "max_new_tokens": min(
-            gen.max_new_tokens or max_length - 1, int(config.max_target_positions) - 1
+            gen.max_new_tokens or (20 if max_length == 20 else max_length - 1),
+            int(config.max_target_positions) - 1,
         ),
         "max_new_tokens_given": gen.max_new_tokens is not None,
         "num_beams": gen.num_beams or 1,

@@ -71,7 +71,9 @@ def validate_speech(artifacts: dict[str, Artifact], ctx: ExportContext) -> dict[
         seeded_speech(seconds, seed, settings.sampling_rate)
         for seed, seconds in enumerate((1.0, 2.5, 4.0))
     ]
-    prompt = [rules["decoder_start_token_id"], rules["no_timestamps_token_id"]]
+    prompt = [rules["decoder_start_token_id"]]
+    if rules["no_timestamps_token_id"] is not None:
+        prompt.append(rules["no_timestamps_token_id"])
     eos = set(rules["eos_token_ids"])
     agree = total = 0
     worst = 0.0

@@ -38,9 +38,11 @@ def train_tokenizer(folder: Path, multilingual: bool):
 
 
 def whisper_folder(folder: Path, *, multilingual: bool = True, seed: int = 0,
-                   d_model: int = 36, layers: int = 2) -> Path:  # fmt: skip
+                   d_model: int = 36, layers: int = 2, whisper_config: bool = True) -> Path:  # fmt: skip
     """Save a seeded random ``WhisperForConditionalGeneration`` with its feature
-    extractor, generation config and tokenizer into ``folder``, as transformers does."""
+    extractor, generation config and tokenizer into ``folder``, as transformers does.
+    ``whisper_config=False`` keeps the generation config transformers derives from the
+    model config alone (no languages, tasks or timestamp ids; ``max_length`` 20)."""
     import torch
     from transformers import (
         GenerationConfig,
@@ -73,6 +75,10 @@ def whisper_folder(folder: Path, *, multilingual: bool = True, seed: int = 0,
         "no_timestamps_token_id": no_timestamps, "prev_sot_token_id": ids("<|startofprev|>"),
         "max_initial_timestamp_index": 50, "is_multilingual": multilingual,
     }  # fmt: skip
+    if not whisper_config:
+        model.save_pretrained(folder)
+        WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)
+        return folder
     if multilingual:
         gen["lang_to_id"] = {f"<|{c}|>": ids(f"<|{c}|>") for c in LANGUAGES}
         gen["task_to_id"] = {t: ids(f"<|{t}|>") for t in ("transcribe", "translate")}

@@ -77,6 +77,18 @@ def test_english_only_tokens_equal_transformers(timestamps, whisper_sources, whi
     assert got.language is None
 
 
+def test_a_bare_generation_config_decodes_as_transformers_does(whisper_sources, whisper_bundles):
+    audio = speech_like(2.0, 15)
+    expected, _ = hf_generate(whisper_sources["plain"], audio)
+    model = loaded(whisper_bundles["plain"])
+    got = model.transcribe(audio)
+    assert list(got.token_ids) == expected
+    assert len(expected) == 20  # transformers' default max_length counts new tokens
+    assert got.stats["prompt"] == [model.rules["decoder_start_token_id"]]
+    with pytest.raises(InputError, match="no timestamp tokens"):
+        model.transcribe(audio, return_timestamps=True)
+
+
 def test_long_audio_is_transcribed_in_windows_with_transformers_segments(whisper_sources,
                                                                          whisper_bundles):  # fmt: skip
     audio = np.concatenate([speech_like(21.0, seed) for seed in (3, 4, 5)])  # 63 s
@@ -166,7 +178,7 @@ def test_cli_profile_reports_the_speech_stages(whisper_bundles, capsys):
     assert code == 0, err
     report = json.loads(out)
     jsonschema.validate(report, report_schema())
-    family = report["family_report"] if "family_report" in report else report
+    family = report.get("family_report", report)
     stages = json.dumps(family)
     for stage in ("features", "encoder", "first_token", "per_token", "real_time_factor"):
         assert stage in stages
@@ -215,7 +227,7 @@ def test_an_int8_profile_quantizes_the_decoder_within_tolerance(tmp_path):
     from helpers.whisper_models import whisper_folder
 
     source = whisper_folder(tmp_path / "wide", d_model=192)  # weights big enough to quantize
-    code, out, err = run_cli("export", str(source), "--device", "x86-avx2-int8",
+    code, _out, err = run_cli("export", str(source), "--device", "x86-avx2-int8",
                              "--out", str(tmp_path / "int8"))  # fmt: skip
     assert code == 0, err
     manifest = json.loads((tmp_path / "int8" / "manifest.json").read_text())

@@ -83,6 +83,7 @@ async function openBundle(id) {
   ]);
   if (facts.page === "text" || facts.page === "context") showText(facts);
   else if (facts.page === "image") showImage(facts);
+  else if (facts.page === "audio") showAudio(facts);
 }
 
 // --- text and context pages --------------------------------------------------------------
@@ -238,7 +239,8 @@ function showStats(s, live) {
 }
 
 function showError(message) {
-  const box = state.facts && state.facts.page === "image" ? $("image-error") : $("error");
+  const page = state.facts && state.facts.page;
+  const box = page === "image" ? $("image-error") : page === "audio" ? $("audio-error") : $("error");
   box.textContent = message;
   box.hidden = false;
 }
@@ -257,7 +259,128 @@ function finish() {
   state.job = null;
   $("go").disabled = false;
   $("stop").disabled = true;
+  $("transcribe").disabled = !state.audio;
+  $("audio-stop").disabled = true;
 }
+
+// --- audio page ---------------------------------------------------------------------------
+// Files and recordings are decoded and resampled to the model's rate here (the browser's own
+// decoders), then sent as 16-bit PCM: the server never parses a container format.
+function showAudio(facts) {
+  $("page-audio").hidden = false;
+  const languages = facts.languages.length ? ["", ...facts.languages] : [""];
+  $("language").replaceChildren(...languages.map((l) => new Option(l || "detect", l)));
+  $("language").disabled = !facts.languages.length;
+  $("task").replaceChildren(...["", ...facts.tasks].map((t) => new Option(t || "default", t)));
+  $("task").disabled = !facts.tasks.length;
+  $("record").disabled = !(navigator.mediaDevices && window.MediaRecorder);
+  for (const id of ["segments", "audio-stats"]) rows($(id), []);
+  $("transcript").textContent = "";
+  $("audio-error").hidden = true;
+  $("audio-status").textContent = state.audio ? state.audio.label : "";
+  $("transcribe").disabled = !state.audio;
+}
+
+async function useAudio(bytes, label) {
+  const rate = state.facts.sampling_rate;
+  const decoded = await new AudioContext().decodeAudioData(bytes);
+  const offline = new OfflineAudioContext(1, Math.ceil(decoded.duration * rate), rate);
+  const source = offline.createBufferSource();
+  source.buffer = decoded;
+  source.connect(offline.destination);
+  source.start();
+  const samples = (await offline.startRendering()).getChannelData(0);
+  const pcm = new Int16Array(samples.length);
+  for (let i = 0; i < samples.length; i++) pcm[i] = Math.max(-32768, Math.min(32767, Math.round(samples[i] * 32767)));
+  let binary = "";
+  const raw = new Uint8Array(pcm.buffer);
+  for (let i = 0; i < raw.length; i += 0x8000) binary += String.fromCharCode(...raw.subarray(i, i + 0x8000));
+  state.audio = { pcm16: btoa(binary), rate, label: `${label}: ${decoded.duration.toFixed(1)} s` };
+  $("audio-status").textContent = state.audio.label;
+  $("transcribe").disabled = false;
+}
+
+let recorder = null;
+async function record() {
+  if (recorder) { recorder.stop(); return; }
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  const chunks = [];
+  recorder = new MediaRecorder(stream);
+  recorder.ondataavailable = (e) => chunks.push(e.data);
+  recorder.onstop = async () => {
+    stream.getTracks().forEach((t) => t.stop());
+    recorder = null;
+    $("record").textContent = "Record";
+    await useAudio(await new Blob(chunks).arrayBuffer(), "recording");
+  };
+  recorder.start();
+  $("record").textContent = "Stop recording";
+}
+
+async function transcribe() {
+  stop();
+  rows($("segments"), []);
+  rows($("audio-stats"), []);
+  $("transcript").textContent = "";
+  $("audio-error").hidden = true;
+  const body = { pcm16: state.audio.pcm16, rate: state.audio.rate, language: $("language").value,
+    task: $("task").value, timestamps: $("timestamps").checked };
+  const abort = new AbortController();
+  state.abort = abort;
+  $("transcribe").disabled = true;
+  $("audio-stop").disabled = false;
+  const segments = [];
+  try {
+    const response = await fetch(`/api/bundles/${encodeURIComponent(state.bundle)}/transcribe`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body), signal: abort.signal,
+    });
+    if (!response.ok) {
+      const data = await response.json();
+      throw new Error(data.error + (data.hint ? "\nhint: " + data.hint : ""));
+    }
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    const buffer = { text: "" };
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer.text += value;
+      for (const event of sseEvents(buffer)) {
+        if (event.event === "job") state.job = event.job;
+        else if (event.event === "queued") $("audio-queue").textContent = `queued: ${event.position} ahead`;
+        else if (event.event === "segment") {
+          $("audio-queue").textContent = "";
+          segments.push([`${event.start.toFixed(2)}-${event.end.toFixed(2)} s`, event.text]);
+          rows($("segments"), segments);
+        } else if (event.event === "done") {
+          $("transcript").textContent = event.text;
+          $("transcript").dataset.done = "1";
+          const s = event.stats;
+          rows($("audio-stats"), [["language", event.language], ["audio", `${s.audio_s.toFixed(1)} s`],
+            ["windows", s.windows], ["features", ms(s.feature_ms)], ["decoding", ms(s.decode_ms)],
+            ["tokens", s.new_tokens], ["real-time factor", s.real_time_factor.toFixed(3)]]);
+          return;
+        } else if (event.event === "error") {
+          showError(event.message + (event.hint ? "\nhint: " + event.hint : ""));
+          return;
+        } else if (event.event === "cancelled") { $("audio-queue").textContent = "stopped"; return; }
+      }
+    }
+  } catch (err) {
+    if (err.name !== "AbortError") showError(err.message);
+  } finally {
+    if (state.abort === abort) finish();
+  }
+}
+
+$("audio-file").addEventListener("change", async (e) => {
+  const file = e.target.files[0];
+  if (!file) return;
+  try { await useAudio(await file.arrayBuffer(), file.name); } catch (err) { showError(`cannot decode ${file.name}: ${err.message}`); }
+});
+$("record").addEventListener("click", () => record().catch((err) => showError(err.message)));
+$("transcribe").addEventListener("click", transcribe);
+$("audio-stop").addEventListener("click", stop);
 
 // --- image page -----------------------------------------------------------------------------
 const canvas = $("canvas");

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 INPUT_STRIDE = 2  # feature frames per encoder position (the stride-2 convolution)
 TIME_PRECISION = 0.02  # seconds per timestamp step
+DEFAULT_MAX_LENGTH = 20  # transformers' own default max_length, which it reads as new tokens
 
 
 @dataclass(frozen=True)
@@ -150,16 +151,26 @@ class SpeechModel(Seq2SeqModel):
     def stream(self, audio: Any = None, *, decoder: str | None = None,
                stats: dict[str, Any] | None = None, **options: Any) -> Iterator[str]:  # fmt: skip
         """Yield each segment's text as its window is decoded."""
+        for segment in self.segments(audio, decoder=decoder, stats=stats, **options):
+            if segment.text:
+                yield segment.text
+
+    def segments(self, audio: Any = None, *, decoder: str | None = None,
+                 stats: dict[str, Any] | None = None, language: str | None = None,
+                 task: str | None = None, return_timestamps: bool | None = None,
+                 **options: Any) -> Iterator[Segment]:  # fmt: skip
+        """Yield the segments of ``audio`` as each window is decoded (``transcribe``'s
+        arguments; ``stats`` receives its statistics)."""
         report = {} if stats is None else stats
-        language = options.pop("language", None)
-        task = options.pop("task", None)
-        stamps = options.pop("return_timestamps", None)
         with self.exclusive():
-            for segments in self._windows(audio, language, task, stamps, decoder,
-                                          _text_only(options), report):  # fmt: skip
-                for segment in segments:
-                    if segment.text:
-                        yield segment.text
+            for window in self._windows(audio, language, task, return_timestamps, decoder,
+                                        _text_only(options), report):  # fmt: skip
+                yield from window
+
+    @property
+    def sampling_rate(self) -> int:
+        """The rate, in Hz, of the samples the model takes (files are resampled to it)."""
+        return self.settings.sampling_rate
 
     def text_of(self, tokens: tuple[int, ...] | list[int]) -> str:
         """The text of ``tokens``: timestamps and special tokens left out."""
@@ -172,13 +183,23 @@ class SpeechModel(Seq2SeqModel):
                  stats: dict[str, Any]) -> Iterator[list[Segment]]:  # fmt: skip
         """Decode ``audio`` window by window (transformers' seek loop, batch 1)."""
         started = time.perf_counter()
-        features = self.features(audio)
+        samples = self.samples(audio)
+        whole = samples.size > self.settings.chunk_samples
+        features = log_mel(samples, self.filters, self.settings, whole=whole)
         feature_ms = (time.perf_counter() - started) * 1000
         frames = features.shape[1]
         window = self.settings.frames
         long_form = frames > window
         if return_timestamps is None:
             return_timestamps = self.rules["return_timestamps"]
+        if return_timestamps and self.rules["no_timestamps_token_id"] is None:
+            raise InputError(
+                "this checkpoint's generation config names no timestamp tokens "
+                "(no_timestamps_token_id), so it cannot give timestamps or transcribe audio "
+                f"over {self.settings.seconds:.0f} s",
+                hint="transcribe up to one window without timestamps, or re-export a checkpoint "
+                "whose generation_config.json is Whisper's",
+            )
         if long_form:
             if return_timestamps is False:
                 raise InputError(
@@ -200,11 +221,12 @@ class SpeechModel(Seq2SeqModel):
             max_initial_timestamp_index=self.rules["max_initial_timestamp_index"],
         )  # fmt: skip
         room = self.defaults["max_total_length"] - len(prompt)
-        new = (
-            min(parsed.max_new_tokens, room)
-            if given_new
-            else self.rules["max_length"] - len(prompt)
-        )
+        if given_new:
+            new = min(parsed.max_new_tokens, room)
+        elif self.rules["max_length"] == DEFAULT_MAX_LENGTH:  # generate() counts it as new tokens
+            new = min(DEFAULT_MAX_LENGTH, room)
+        else:
+            new = self.rules["max_length"] - len(prompt)
         if new < 1:
             raise InputError(f"the prompt ({len(prompt)} tokens) leaves no room in the decoder's "
                              f"{self.defaults['max_total_length']} positions")  # fmt: skip
@@ -226,15 +248,24 @@ class SpeechModel(Seq2SeqModel):
             windows += 1
             tokens_out += len(tokens)
             offset = seek * TIME_PRECISION / INPUT_STRIDE
-            segments, advance = cut_segments(tokens, self.rules["timestamp_begin"], offset,
-                                             width, TIME_PRECISION, INPUT_STRIDE)  # fmt: skip
+            segments, advance = cut_segments(
+                tokens, self.rules["timestamp_begin"], offset, width, TIME_PRECISION,
+                INPUT_STRIDE, self.settings.hop_length / self.settings.sampling_rate,
+            )  # fmt: skip
             seek += advance
             yield [dataclasses.replace(s, text=self.text_of(s.token_ids)) for s in segments]
-        seconds = frames * self.settings.hop_length / self.settings.sampling_rate
+        seconds = samples.size / self.settings.sampling_rate
         total = (time.perf_counter() - started) * 1000
         stats.update(windows=windows, new_tokens=tokens_out, decode_ms=decode_ms, total_ms=total,
                      audio_s=seconds, real_time_factor=total / 1000 / seconds if seconds else None,
                      decoder=decoder or self.default_decoder)  # fmt: skip
+
+    @property
+    def default_decoder(self) -> str:
+        """What ``generate`` of the checkpoint does without arguments: Whisper decodes at
+        temperature 0 (never sampling, whatever ``do_sample`` says), with beams where its
+        generation config keeps several."""
+        return "beam" if (self.defaults.get("num_beams") or 1) > 1 else "greedy"
 
     def _detect_language(self, features: np.ndarray) -> int:
         """The likeliest language token after ``<|startoftranscript|>`` on the first window
@@ -286,10 +317,12 @@ def _check_rules(generation: dict[str, Any], where: Any) -> dict[str, Any]:
     rules = dict(generation)
     no_timestamps = rules.get("no_timestamps_token_id")
     eos = rules.get("eos_token_ids") or []
-    if type(no_timestamps) is not int or not eos:
-        raise BundleError(f"the manifest of {where} lacks Whisper's no_timestamps_token_id or "
-                          "end token", hint="re-export the bundle")  # fmt: skip
-    rules["timestamp_begin"] = no_timestamps + 1
+    if (no_timestamps is not None and type(no_timestamps) is not int) or not eos:
+        raise BundleError(f"the manifest of {where}: no_timestamps_token_id is "
+                          f"{no_timestamps!r} and eos_token_ids {eos!r}",
+                          hint="re-export the bundle")  # fmt: skip
+    # Without timestamp tokens no id is one (transformers' own fallback: past the vocabulary).
+    rules["timestamp_begin"] = no_timestamps + 1 if no_timestamps is not None else 1 << 31
     rules["eot"] = eos[0]
     rules.setdefault("begin_suppress_token_ids", [])
     rules.setdefault("lang_to_id", {})

@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from edgert.errors import InputError
 
 
@@ -84,7 +86,9 @@ def init_tokens(rules: Mapping[str, Any], language: str | None, task: str | None
     elif language is not None and tasks and not any(t in tokens for t in tasks.values()):
         tokens.append(tasks["transcribe"])
     no_timestamps = rules["no_timestamps_token_id"]
-    if not timestamps and tokens[-1] != no_timestamps:
+    if no_timestamps is None:  # an old generation config: no timestamp tokens known
+        pass
+    elif not timestamps and tokens[-1] != no_timestamps:
         tokens.append(no_timestamps)
     elif timestamps and tokens[-1] == no_timestamps:
         tokens.pop()
@@ -94,13 +98,18 @@ def init_tokens(rules: Mapping[str, Any], language: str | None, task: str | None
     return prompt, language_token
 
 
-def cut_segments(tokens: list[int], begin: int, offset: float, frames: int,
-                 precision: float, stride: int) -> tuple[list[Segment], int]:  # fmt: skip
+def cut_segments(tokens: list[int], begin: int, offset: float, frames: int, precision: float,
+                 stride: int, frame_seconds: float) -> tuple[list[Segment], int]:  # fmt: skip
     """A window's segments and how many feature frames it consumed.
 
     ``tokens``: the window's generated tokens without the end token; ``begin``: the id of
     ``<|0.00|>``; ``offset``: the window's start in seconds; ``frames``: the audio frames
-    in it (less than a full window at the end of the audio).
+    in it (less than a full window at the end of the audio); ``frame_seconds``: the
+    feature hop in seconds.
+
+    One departure: where the last complete segment ends at ``<|0.00|>`` (a model emitting
+    timestamps with ``<|notimestamps|>`` in its prompt can), transformers would decode the
+    same window again forever; here the window is consumed.
     """
     stamp = [t >= begin for t in tokens]
     lone_end = stamp[-2:] == [False, True]
@@ -119,9 +128,12 @@ def cut_segments(tokens: list[int], begin: int, offset: float, frames: int,
             last = cut
         if lone_end:
             return segments, frames
-        return segments, (tokens[last - 2] - begin) * stride
+        return segments, (tokens[last - 2] - begin) * stride or frames
     stamps = [t for t in tokens if t >= begin]
-    position: float = int(frames * 0.01 / precision)  # the window's length in timestamp steps
+    # the window's length in timestamp steps, computed in float32 as transformers does
+    # (for some lengths it differs from frames // 2 by one step)
+    step = np.float32(np.float32(frames) * np.float32(frame_seconds)) / np.float32(precision)
+    position: float = int(step)
     if stamps and stamps[-1] != begin:
         position = float(stamps[-1] - begin)
     return [Segment(offset, offset + position * precision, tuple(tokens))], frames
