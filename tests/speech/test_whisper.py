@@ -239,3 +239,25 @@ def test_an_int8_profile_quantizes_the_decoder_within_tolerance(tmp_path):
     got = edgert.load(str(tmp_path / "int8")).transcribe(audio, max_new_tokens=12)
     agree = sum(a == b for a, b in zip(got.token_ids, expected, strict=False))
     assert agree >= 0.9 * len(expected)
+
+
+def test_streamed_audio_yields_the_committed_text(whisper_bundles):
+    model = loaded(whisper_bundles["multilingual"])
+    audio = speech_like(6.0, 16)
+    stats = {}
+    blocks = (audio[i : i + 4000] for i in range(0, audio.size, 4000))  # 0.25 s blocks
+    pieces = list(model.stream_audio(blocks, language="en", update_s=0.5, stats=stats))
+    assert "".join(pieces) == model.text_of(stats["tokens"])
+    assert stats["updates"] >= 11  # every half second of the 6 s, and the last
+    assert stats["audio_s"] == 6.0
+    assert stats["update_ms"]["p50"] > 0
+    if stats["tokens"]:
+        assert stats["lag_ms"]["min"] >= 0
+
+
+def test_streaming_refuses_bad_blocks(whisper_bundles):
+    model = loaded(whisper_bundles["multilingual"])
+    with pytest.raises(InputError, match="1-D float array"):
+        list(model.stream_audio([np.zeros((2, 10), np.float32)], language="en"))
+    with pytest.raises(InputError, match="update_s"):
+        list(model.stream_audio([], update_s=0))

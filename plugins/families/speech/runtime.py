@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,9 @@ from edgert.plugins.families.speech.core import SpeechCore
 from edgert.plugins.families.speech.features import FeatureSettings, log_mel
 from edgert.plugins.families.speech.names import speech_io
 from edgert.plugins.families.speech.rules import WhisperRules
+from edgert.plugins.families.speech.streaming import LocalAgreement
 from edgert.plugins.families.speech.windows import Segment, cut_segments, init_tokens
+from edgert.profiler import percentiles
 
 if TYPE_CHECKING:
     from edgert.bundle import Bundle
@@ -171,6 +173,92 @@ class SpeechModel(Seq2SeqModel):
     def sampling_rate(self) -> int:
         """The rate, in Hz, of the samples the model takes (files are resampled to it)."""
         return self.settings.sampling_rate
+
+    def stream_audio(
+        self, chunks: Iterable[np.ndarray], *, language: str | None = None,
+        task: str | None = None, update_s: float = 1.0, decoder: str | None = None,
+        stats: dict[str, Any] | None = None, **options: Any,
+    ) -> Iterator[str]:  # fmt: skip
+        """Yield the transcript's text as audio arrives: ``chunks`` are mono float arrays at
+        the model's rate, in order (a microphone's blocks, say). Every ``update_s`` seconds
+        of new audio the window so far is decoded again, after the text already committed,
+        and what two decodes in a row agree on is committed and yielded
+        (:class:`.streaming.LocalAgreement`). ``stats`` receives the update latencies and
+        the lag per token (``lag_ms``: audio between a token's first appearance and its
+        commit)."""
+        report = {} if stats is None else stats
+        if not update_s > 0:
+            raise InputError(f"update_s must be > 0, got {update_s!r}", hint="e.g. 1.0")
+        rate, window = self.settings.sampling_rate, self.settings.chunk_samples
+        step = max(1, int(update_s * rate))
+        with self.exclusive():
+            strategy, parsed = self.decoder_options(decoder or self.default_decoder,
+                                                    _text_only(options))  # fmt: skip
+            prompt: list[int] | None = None
+            buffer = np.zeros(0, np.float32)
+            heard = pending = 0
+            policy, tokens, shown = LocalAgreement(), [], ""
+            updates: list[float] = []
+            lags: list[float] = []
+
+            def decode(samples: np.ndarray) -> list[int]:
+                nonlocal prompt
+                features = log_mel(samples, self.filters, self.settings)
+                if prompt is None:
+                    prompt, report["language"] = init_tokens(
+                        self.rules, language, task, False, lambda: self._detect_language(features)
+                    )
+                fed = [*prompt, *policy.committed]
+                rules = WhisperRules(begin_suppress=() if policy.committed else
+                                     tuple(self.rules["begin_suppress_token_ids"]))  # fmt: skip
+                room = self.defaults["max_total_length"] - len(fed)
+                if room < 1:
+                    return list(policy.committed)
+                chosen = dataclasses.replace(parsed, prefix_ids=tuple(fed), rules=rules,
+                                             max_new_tokens=min(parsed.max_new_tokens, room),
+                                             min_new_tokens=0)  # fmt: skip
+                self.core.listen(features)
+                begun = time.perf_counter()
+                new = list(strategy.decode(self.core, fed, chosen))
+                updates.append((time.perf_counter() - begun) * 1000)
+                if new and new[-1] in chosen.stop_ids:
+                    new.pop()
+                return [*policy.committed, *(t for t in new if t < self.rules["eot"])]
+
+            def emit(new: list[int]) -> str:
+                nonlocal shown
+                tokens.extend(new)
+                text = self.text_of(tokens)
+                piece, shown = text[len(shown) :], text
+                return piece
+
+            for chunk in chunks:
+                chunk = self.samples(chunk)
+                buffer = np.concatenate([buffer, chunk])
+                heard += chunk.size
+                pending += chunk.size
+                while buffer.size >= window:  # the window is full: commit it, start anew
+                    full, buffer = buffer[:window], buffer[window:]
+                    new = policy.finish(decode(full), (heard - buffer.size) / rate)
+                    lags.extend(policy.lags)
+                    policy, pending = LocalAgreement(), buffer.size
+                    if piece := emit(new):
+                        yield piece
+                if pending >= step and buffer.size:
+                    pending = 0
+                    new = policy.update(decode(buffer), heard / rate)
+                    if piece := emit(new):
+                        yield piece
+            if buffer.size:
+                new = policy.finish(decode(buffer), heard / rate)
+                if piece := emit(new):
+                    yield piece
+            lags.extend(policy.lags)
+        report.update(
+            tokens=list(tokens), audio_s=heard / rate, updates=len(updates),
+            update_ms=percentiles(updates) if updates else None,
+            lag_ms=percentiles([1000 * x for x in lags]) if lags else None,
+        )  # fmt: skip
 
     def text_of(self, tokens: tuple[int, ...] | list[int]) -> str:
         """The text of ``tokens``: timestamps and special tokens left out."""
