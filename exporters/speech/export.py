@@ -145,6 +145,10 @@ def whisper_rules(model: Any, tokenizer_json: str) -> dict[str, Any]:
         ),
         "max_new_tokens_given": gen.max_new_tokens is not None,
         "num_beams": gen.num_beams or 1,
+        "top_k": gen.top_k,  # what a temperature fallback samples with
+        "compression_ratio_threshold": getattr(gen, "compression_ratio_threshold", None),
+        "logprob_threshold": getattr(gen, "logprob_threshold", None),
+        "no_speech_threshold": getattr(gen, "no_speech_threshold", None),
         "length_penalty": gen.length_penalty,
         "early_stopping": gen.early_stopping,
         "do_sample": bool(gen.do_sample),

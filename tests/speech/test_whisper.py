@@ -261,3 +261,31 @@ def test_streaming_refuses_bad_blocks(whisper_bundles):
         list(model.stream_audio([np.zeros((2, 10), np.float32)], language="en"))
     with pytest.raises(InputError, match="update_s"):
         list(model.stream_audio([], update_s=0))
+
+
+@pytest.mark.parametrize(
+    "checks",
+    [
+        {"logprob_threshold": -1e9, "no_speech_threshold": 0.99, "compression_ratio_threshold": 1e9},
+        {"logprob_threshold": 0.0, "no_speech_threshold": 0.0},  # every window skipped
+    ],
+)  # fmt: skip
+def test_quality_checks_keep_or_skip_windows_as_transformers(checks, whisper_sources,
+                                                             whisper_bundles):  # fmt: skip
+    audio = speech_like(2.0, 5)
+    expected, _ = hf_generate(whisper_sources["multilingual"], audio, language="en",
+                              temperature=0.0, **checks)  # fmt: skip
+    got = loaded(whisper_bundles["multilingual"]).transcribe(audio, language="en", **checks)
+    assert list(got.token_ids) == expected
+    assert got.stats["skipped_windows"] == (0 if expected else 1)
+
+
+def test_a_failing_window_falls_back_to_seeded_sampling(whisper_bundles):
+    model = loaded(whisper_bundles["multilingual"])
+    audio = speech_like(2.0, 5)
+    kwargs = {"language": "en", "logprob_threshold": 0.0, "temperature": [0.0, 0.5], "seed": 3}
+    first, second = model.transcribe(audio, **kwargs), model.transcribe(audio, **kwargs)
+    assert first.stats["fallbacks"] >= 1  # an average log-probability is never above 0
+    assert first.token_ids == second.token_ids  # seeded: the same draw
+    with pytest.raises(InputError, match="needs logprob_threshold"):
+        model.transcribe(audio, no_speech_threshold=0.6)

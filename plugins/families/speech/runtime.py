@@ -28,6 +28,12 @@ from edgert.plugins.families.seq2seq.names import check_inputs, check_layout
 from edgert.plugins.families.seq2seq.runtime import Generation, Seq2SeqModel
 from edgert.plugins.families.speech.audio import read_audio
 from edgert.plugins.families.speech.core import SpeechCore
+from edgert.plugins.families.speech.fallback import (
+    Thresholds,
+    average_logprob,
+    compression_ratio,
+    no_speech_probability,
+)
 from edgert.plugins.families.speech.features import FeatureSettings, log_mel
 from edgert.plugins.families.speech.names import speech_io
 from edgert.plugins.families.speech.rules import WhisperRules
@@ -297,6 +303,11 @@ class SpeechModel(Seq2SeqModel):
                     hint="pass return_timestamps=True (or leave it unset), or cut the audio",
                 )
             return_timestamps = True
+        options = dict(options)
+        checks = Thresholds.of(*(options.pop(name, self.rules.get(name)) for name in (
+            "temperature", "compression_ratio_threshold", "logprob_threshold",
+            "no_speech_threshold")))  # fmt: skip
+        seed = options.pop("seed", None)
         strategy, parsed = self.decoder_options(decoder or self.default_decoder, options)
         given_new = "max_new_tokens" in options or self.rules["max_new_tokens_given"]
         prompt, lang = init_tokens(self.rules, language, task, bool(return_timestamps),
@@ -321,7 +332,20 @@ class SpeechModel(Seq2SeqModel):
         parsed = dataclasses.replace(parsed, prefix_ids=tuple(prompt), rules=rules,
                                      max_new_tokens=new,
                                      min_new_tokens=min(parsed.min_new_tokens, new))  # fmt: skip
-        seek, windows, tokens_out, decode_ms = 0, 0, 0, 0.0
+        plans = []  # one decode per temperature, tried in turn while the checks fail
+        for temperature in checks.temperatures:
+            if temperature == 0:
+                plans.append((strategy, parsed, 0))
+                continue
+            top_k = self.rules.get("top_k", 50) or 0  # sampling as generate() samples
+            sampler, drawn = self.decoder_options(
+                "sampling", {"temperature": temperature, "top_k": top_k, "seed": seed}
+            )
+            drawn = dataclasses.replace(drawn, prefix_ids=parsed.prefix_ids, rules=rules,
+                                        max_new_tokens=parsed.max_new_tokens,
+                                        min_new_tokens=parsed.min_new_tokens)  # fmt: skip
+            plans.append((sampler, drawn, top_k))
+        seek, windows, tokens_out, decode_ms, skipped, fallbacks = 0, 0, 0, 0.0, 0, 0
         while seek < frames:
             chunk = features[:, seek : seek + window]
             width = chunk.shape[1]
@@ -329,11 +353,16 @@ class SpeechModel(Seq2SeqModel):
                 chunk = np.pad(chunk, ((0, 0), (0, window - width)))
             self.core.listen(chunk)
             begun = time.perf_counter()
-            tokens = list(strategy.decode(self.core, prompt, parsed))
+            tokens, skip, tries = self._decode_window(prompt, plans, checks)
             decode_ms += (time.perf_counter() - begun) * 1000
+            windows += 1
+            fallbacks += tries - 1
+            if skip:  # probably silence: no segment, on to the next window
+                skipped += 1
+                seek += width
+                continue
             if tokens and tokens[-1] in parsed.stop_ids:
                 tokens = tokens[:-1]
-            windows += 1
             tokens_out += len(tokens)
             offset = seek * TIME_PRECISION / INPUT_STRIDE
             segments, advance = cut_segments(
@@ -344,9 +373,43 @@ class SpeechModel(Seq2SeqModel):
             yield [dataclasses.replace(s, text=self.text_of(s.token_ids)) for s in segments]
         seconds = samples.size / self.settings.sampling_rate
         total = (time.perf_counter() - started) * 1000
+        stats.update(skipped_windows=skipped, fallbacks=fallbacks)
         stats.update(windows=windows, new_tokens=tokens_out, decode_ms=decode_ms, total_ms=total,
                      audio_s=seconds, real_time_factor=total / 1000 / seconds if seconds else None,
                      decoder=decoder or self.default_decoder)  # fmt: skip
+
+    def _decode_window(self, prompt: list[int], plans: list[tuple[Any, Any, int]],
+                       checks: Thresholds) -> tuple[list[int], bool, int]:  # fmt: skip
+        """The window's tokens (end token included), whether it is skipped as silence,
+        and how many decodes it took: each plan (temperature) in turn while the checks
+        fail, the last one's tokens kept (``generate_with_fallback``)."""
+        no_speech = None
+        if checks.no_speech is not None:
+            beams = getattr(plans[0][1], "num_beams", 1) > 1
+            no_speech = no_speech_probability(self.core, prompt,
+                                              self.rules["no_timestamps_token_id"] - 1,
+                                              plans[0][1], beams)  # fmt: skip
+        tokens: list[int] = []
+        for tries, (strategy, options, top_k) in enumerate(plans, 1):
+            tokens = list(strategy.decode(self.core, prompt, options))
+            if not checks.checks:
+                return tokens, False, tries
+            fails = False
+            if checks.compression_ratio is not None:
+                fails = compression_ratio(tokens, self.core.vocab_size) > checks.compression_ratio
+            logprob = None
+            if checks.logprob is not None:
+                logprob = average_logprob(self.core, prompt, tokens, options, top_k)
+                fails = fails or logprob < checks.logprob
+            if (
+                no_speech is not None
+                and logprob is not None
+                and (logprob < checks.logprob and no_speech > checks.no_speech)
+            ):
+                return tokens, True, tries
+            if not fails:
+                return tokens, False, tries
+        return tokens, False, len(plans)
 
     @property
     def default_decoder(self) -> str:
