@@ -289,3 +289,41 @@ def test_a_failing_window_falls_back_to_seeded_sampling(whisper_bundles):
     assert first.token_ids == second.token_ids  # seeded: the same draw
     with pytest.raises(InputError, match="needs logprob_threshold"):
         model.transcribe(audio, no_speech_threshold=0.6)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "kwargs"),
+    [
+        (2.5, {"language": "en"}),
+        (2.5, {"return_timestamps": True, "condition_on_prev_tokens": True}),
+        (40.0, {"return_timestamps": True, "condition_on_prev_tokens": True}),
+        (40.0, {"return_timestamps": True, "condition_on_prev_tokens": True, "no_prompt": True}),
+    ],
+)  # fmt: skip
+def test_prompts_and_previous_text_condition_as_transformers(seconds, kwargs, whisper_sources,
+                                                            whisper_bundles):  # fmt: skip
+    import torch
+
+    model = loaded(whisper_bundles["multilingual"])
+    kwargs = dict(kwargs)
+    ids = None
+    if not kwargs.pop("no_prompt", False):
+        text = model.tokenizer.encode(" the quick fox", add_special_tokens=False).ids
+        ids = [model.rules["prev_sot_token_id"], *text]
+    audio = np.concatenate([speech_like(20.0, s) for s in (3, 4)]) if seconds > 30 else (
+        speech_like(seconds, 5))  # fmt: skip
+    extra = {"prompt_ids": torch.tensor(ids)} if ids else {}
+    expected, _ = hf_generate(whisper_sources["multilingual"], audio, **kwargs, **extra)
+    got = model.transcribe(audio, **({"prompt_ids": ids} if ids else {}), **kwargs)
+    assert list(got.token_ids) == expected
+
+
+def test_a_text_prompt_is_encoded_after_startofprev(whisper_bundles):
+    model = loaded(whisper_bundles["multilingual"])
+    audio = speech_like(2.0, 6)
+    ids = [model.rules["prev_sot_token_id"],
+           *model.tokenizer.encode(" the quick fox", add_special_tokens=False).ids]  # fmt: skip
+    by_text = model.transcribe(audio, language="en", prompt="the quick fox")
+    assert by_text.token_ids == model.transcribe(audio, language="en", prompt_ids=ids).token_ids
+    with pytest.raises(InputError, match="prompt or prompt_ids"):
+        model.transcribe(audio, prompt="a", prompt_ids=ids)

@@ -93,19 +93,20 @@ def average_logprob(core: Any, prompt: Sequence[int], tokens: Sequence[int], opt
     return total / len(tokens)
 
 
-def no_speech_probability(core: Any, prompt: Sequence[int], token: int, options: Any,
-                          beams: bool) -> float:  # fmt: skip
-    """Probability of ``<|nospeech|>`` right after the start token: from the raw logits of
-    a separate call on the start token, or, for a one-token prompt, from the first step's
-    constrained scores (log-probabilities under beam search), as transformers takes it."""
-    if len(prompt) > 1:
-        scores = core.start_with([prompt[0]], [])[0].astype(np.float64)
+def no_speech_probability(core: Any, fed: Sequence[int], start: int, prompt_length: int,
+                          token: int, options: Any, beams: bool) -> float:  # fmt: skip
+    """Probability of ``<|nospeech|>`` after the start token at ``fed[start]`` (what comes
+    before it is an initial prompt or previous text): from raw logits where the start
+    prompt has several tokens, else from the first step's constrained scores
+    (log-probabilities under beam search), as transformers takes it."""
+    raw = core.start_with(list(fed[: start + 1]), [])[0]
+    if prompt_length > 1:
+        scores = raw.astype(np.float64)
+    elif beams:
+        shifted = raw.astype(np.float64) - raw.max()
+        logp = (shifted - np.log(np.exp(shifted).sum())).astype(np.float32)
+        return float(np.exp(constrain(logp, [], options)[token]))
     else:
-        raw = core.start_with(list(prompt), [])[0]
-        if beams:
-            shifted = raw.astype(np.float64) - raw.max()
-            logp = shifted - np.log(np.exp(shifted).sum())
-            return float(np.exp(constrain(logp.astype(np.float32), [], options)[token]))
         scores = constrain(raw, [], options).astype(np.float64)
     probs = np.exp(scores - scores.max())
     return float(probs[token] / probs.sum())

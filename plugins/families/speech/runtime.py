@@ -308,6 +308,13 @@ class SpeechModel(Seq2SeqModel):
             "temperature", "compression_ratio_threshold", "logprob_threshold",
             "no_speech_threshold")))  # fmt: skip
         seed = options.pop("seed", None)
+        prompt_ids = self._prompt_ids(options.pop("prompt", None), options.pop("prompt_ids", None))
+        condition = options.pop(
+            "condition_on_prev_tokens", self.rules.get("condition_on_prev_tokens")
+        )
+        if not isinstance(condition, bool | None):
+            raise InputError(f"condition_on_prev_tokens must be true or false, got {condition!r}")
+        condition = bool(condition)
         strategy, parsed = self.decoder_options(decoder or self.default_decoder, options)
         given_new = "max_new_tokens" in options or self.rules["max_new_tokens_given"]
         prompt, lang = init_tokens(self.rules, language, task, bool(return_timestamps),
@@ -319,32 +326,16 @@ class SpeechModel(Seq2SeqModel):
             no_timestamps=self.rules["no_timestamps_token_id"], eos=self.rules["eot"],
             max_initial_timestamp_index=self.rules["max_initial_timestamp_index"],
         )  # fmt: skip
-        room = self.defaults["max_total_length"] - len(prompt)
-        if given_new:
-            new = min(parsed.max_new_tokens, room)
-        elif self.rules["max_length"] == DEFAULT_MAX_LENGTH:  # generate() counts it as new tokens
-            new = min(DEFAULT_MAX_LENGTH, room)
-        else:
-            new = self.rules["max_length"] - len(prompt)
-        if new < 1:
-            raise InputError(f"the prompt ({len(prompt)} tokens) leaves no room in the decoder's "
-                             f"{self.defaults['max_total_length']} positions")  # fmt: skip
-        parsed = dataclasses.replace(parsed, prefix_ids=tuple(prompt), rules=rules,
-                                     max_new_tokens=new,
-                                     min_new_tokens=min(parsed.min_new_tokens, new))  # fmt: skip
-        plans = []  # one decode per temperature, tried in turn while the checks fail
-        for temperature in checks.temperatures:
-            if temperature == 0:
-                plans.append((strategy, parsed, 0))
-                continue
-            top_k = self.rules.get("top_k", 50) or 0  # sampling as generate() samples
-            sampler, drawn = self.decoder_options(
-                "sampling", {"temperature": temperature, "top_k": top_k, "seed": seed}
-            )
-            drawn = dataclasses.replace(drawn, prefix_ids=parsed.prefix_ids, rules=rules,
-                                        max_new_tokens=parsed.max_new_tokens,
-                                        min_new_tokens=parsed.min_new_tokens)  # fmt: skip
-            plans.append((sampler, drawn, top_k))
+        parsed = dataclasses.replace(parsed, rules=rules)
+        plans = [(strategy, parsed, 0)] * len(checks.temperatures)  # one per temperature
+        for index, temperature in enumerate(checks.temperatures):
+            if temperature > 0:  # a fallback samples, as generate() does, with one beam
+                top_k = self.rules.get("top_k", 50) or 0
+                sampler, drawn = self.decoder_options(
+                    "sampling", {"temperature": temperature, "top_k": top_k, "seed": seed}
+                )
+                plans[index] = (sampler, dataclasses.replace(drawn, rules=rules), top_k)
+        history = _History(self.rules, prompt_ids, condition)
         seek, windows, tokens_out, decode_ms, skipped, fallbacks = 0, 0, 0, 0.0, 0, 0
         while seek < frames:
             chunk = features[:, seek : seek + window]
@@ -352,11 +343,17 @@ class SpeechModel(Seq2SeqModel):
             if width < window:
                 chunk = np.pad(chunk, ((0, 0), (0, window - width)))
             self.core.listen(chunk)
+            fed = history.decoder_input(prompt)
+            limit = self._new_tokens(fed, parsed.max_new_tokens, given_new)
+            window_plans = [(d, dataclasses.replace(
+                o, prefix_ids=tuple(fed), max_new_tokens=limit,
+                min_new_tokens=min(o.min_new_tokens, limit)), k) for d, o, k in plans]  # fmt: skip
             begun = time.perf_counter()
-            tokens, skip, tries = self._decode_window(prompt, plans, checks)
+            tokens, skip, tries = self._decode_window(fed, window_plans, checks, len(prompt))
             decode_ms += (time.perf_counter() - begun) * 1000
             windows += 1
             fallbacks += tries - 1
+            history.condition_next = condition and checks.temperatures[tries - 1] < 0.5
             if skip:  # probably silence: no segment, on to the next window
                 skipped += 1
                 seek += width
@@ -370,6 +367,7 @@ class SpeechModel(Seq2SeqModel):
                 INPUT_STRIDE, self.settings.hop_length / self.settings.sampling_rate,
             )  # fmt: skip
             seek += advance
+            history.add(segments)
             yield [dataclasses.replace(s, text=self.text_of(s.token_ids)) for s in segments]
         seconds = samples.size / self.settings.sampling_rate
         total = (time.perf_counter() - started) * 1000
@@ -378,17 +376,61 @@ class SpeechModel(Seq2SeqModel):
                      audio_s=seconds, real_time_factor=total / 1000 / seconds if seconds else None,
                      decoder=decoder or self.default_decoder)  # fmt: skip
 
+    def _new_tokens(self, fed: list[int], asked: int, given: bool) -> int:
+        """New tokens a window may take after ``fed`` decoder inputs: ``max_new_tokens``
+        where given (within the position table), else ``max_length`` less the inputs,
+        except transformers' default ``max_length`` of 20, which counts new tokens."""
+        room = self.defaults["max_total_length"] - len(fed)
+        if given:
+            new = min(asked, room)
+        elif self.rules["max_length"] == DEFAULT_MAX_LENGTH:
+            new = min(DEFAULT_MAX_LENGTH, room)
+        else:
+            new = self.rules["max_length"] - len(fed)
+        if new < 1:
+            raise InputError(
+                f"the decoder's inputs ({len(fed)} tokens: prompt, previous text and start "
+                f"tokens) leave no room in its {self.defaults['max_total_length']} positions",
+                hint="pass a shorter prompt or a smaller max_new_tokens",
+            )
+        return new
+
+    def _prompt_ids(self, text: Any, ids: Any) -> list[int] | None:
+        """An initial prompt (``prompt`` text, or ``prompt_ids`` as transformers'
+        ``get_prompt_ids`` makes them, starting with ``<|startofprev|>``)."""
+        if text is not None and ids is not None:
+            raise InputError("pass prompt or prompt_ids, not both")
+        previous = self.rules.get("prev_sot_token_id")
+        if text is not None:
+            if not isinstance(text, str) or not text.strip():
+                raise InputError("prompt must be some text", hint='e.g. prompt="Kubernetes, Helm"')
+            if previous is None:
+                raise InputError("this checkpoint has no <|startofprev|> token to start a prompt")
+            encoded = self.tokenizer.encode(" " + text.strip(), add_special_tokens=False).ids
+            return [previous, *encoded]
+        if ids is None:
+            return None
+        if (
+            not isinstance(ids, list | tuple)
+            or not ids
+            or not all(type(t) is int and 0 <= t < self.core.vocab_size for t in ids)
+        ):
+            raise InputError(f"prompt_ids must be a list of token ids below {self.core.vocab_size}")
+        return list(ids)
+
     def _decode_window(self, prompt: list[int], plans: list[tuple[Any, Any, int]],
-                       checks: Thresholds) -> tuple[list[int], bool, int]:  # fmt: skip
+                       checks: Thresholds, start_length: int) -> tuple[list[int], bool, int]:  # fmt: skip
         """The window's tokens (end token included), whether it is skipped as silence,
         and how many decodes it took: each plan (temperature) in turn while the checks
         fail, the last one's tokens kept (``generate_with_fallback``)."""
         no_speech = None
         if checks.no_speech is not None:
-            beams = getattr(plans[0][1], "num_beams", 1) > 1
-            no_speech = no_speech_probability(self.core, prompt,
-                                              self.rules["no_timestamps_token_id"] - 1,
-                                              plans[0][1], beams)  # fmt: skip
+            options = plans[0][1]
+            no_speech = no_speech_probability(
+                self.core, prompt, len(prompt) - start_length, start_length,
+                self.rules["no_timestamps_token_id"] - 1, options,
+                getattr(options, "num_beams", 1) > 1,
+            )  # fmt: skip
         tokens: list[int] = []
         for tries, (strategy, options, top_k) in enumerate(plans, 1):
             tokens = list(strategy.decode(self.core, prompt, options))
@@ -432,6 +474,39 @@ class SpeechModel(Seq2SeqModel):
         return (
             f"SpeechModel({self.bundle.path}, device={self.profile.id}, provider={self.provider})"
         )
+
+
+class _History:
+    """What conditions each window's decoder: the initial prompt, and with
+    ``condition_on_prev_tokens`` the text of the windows before (``_prepare_decoder_input_ids``
+    and ``_pad_to_max_length`` of transformers' ``generate``)."""
+
+    def __init__(
+        self, rules: dict[str, Any], prompt_ids: list[int] | None, condition: bool
+    ) -> None:
+        self.rules, self.prompt_ids, self.condition = rules, prompt_ids, condition
+        self.condition_next = condition
+        previous = rules.get("prev_sot_token_id")
+        self.segments: list[tuple[int, ...]] = []
+        if prompt_ids:  # the prompt is the first "previous" segment
+            first = prompt_ids[1:] if prompt_ids[0] == previous else prompt_ids
+            self.segments.append(tuple(first))
+
+    def decoder_input(self, prompt: list[int]) -> list[int]:
+        if self.condition and self.condition_next and self.segments:
+            begin = self.rules["timestamp_begin"]
+            tokens = [t for s in self.segments
+                      for t in (s[:-1] if len(s) > 2 and s[-2] >= begin else s)]  # fmt: skip
+            keep = self.rules["max_total_length"] // 2 - 1
+            previous = self.rules.get("prev_sot_token_id")
+            head = [previous] if previous is not None else []
+            return [*head, *tokens[-keep:], *prompt]
+        if self.prompt_ids:
+            return [*self.prompt_ids, *prompt]
+        return list(prompt)
+
+    def add(self, segments: list[Segment]) -> None:
+        self.segments.extend(s.token_ids for s in segments)
 
 
 def _text_only(options: dict[str, Any]) -> dict[str, Any]:
