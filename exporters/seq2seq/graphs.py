@@ -67,6 +67,10 @@ class EncoderGraph(torch.nn.Module):
         hidden = self.encoder(
             inputs_embeds=inputs_embeds, attention_mask=attention_mask, return_dict=True
         ).last_hidden_state
+        return self.cross(hidden)
+
+    def cross(self, hidden: torch.Tensor) -> tuple:
+        """Every decoder layer's cross-attention keys and values of the encoder states."""
         batch, length, _ = hidden.shape
         outputs = []
         for index in range(self.n):

@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from edgert.exporters.seq2seq.graphs import _cross_attention, export_pair, layout
+from edgert.exporters.seq2seq import graphs as seq2seq_graphs
+from edgert.exporters.seq2seq.graphs import export_pair, layout
 from edgert.plugins.families.speech.names import speech_io
 
 
@@ -26,24 +27,11 @@ def window_frames(model: Any) -> int:
     return 2 * int(model.config.max_source_positions)
 
 
-class EncoderGraph(torch.nn.Module):
-    """Encoder plus every decoder layer's cross-attention K/V projection."""
-
-    def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.model = model
-        self.encoder = model.get_encoder()
-        self.n = layout(model).layers
+class EncoderGraph(seq2seq_graphs.EncoderGraph):
+    """The speech encoder on features, plus every decoder layer's cross-attention K/V."""
 
     def forward(self, input_features: torch.Tensor) -> tuple:
-        hidden = self.encoder(input_features, return_dict=True).last_hidden_state
-        batch, length, _ = hidden.shape
-        outputs = []
-        for index in range(self.n):
-            k_proj, v_proj, heads, head_dim = _cross_attention(self.model, index)
-            for proj in (k_proj, v_proj):
-                outputs.append(proj(hidden).view(batch, length, heads, head_dim).transpose(1, 2))
-        return tuple(outputs)
+        return self.cross(self.encoder(input_features, return_dict=True).last_hidden_state)
 
 
 class DecoderGraph(torch.nn.Module):

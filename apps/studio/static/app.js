@@ -169,28 +169,33 @@ async function generate() {
   $("stop").disabled = false;
   const live = { provider: "", profile: "" };
   try {
-    const response = await fetch(`/api/bundles/${encodeURIComponent(state.bundle)}/generate`, {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body), signal: abort.signal,
-    });
-    if (!response.ok) {
-      const data = await response.json();
-      throw new Error(data.error + (data.hint ? "\nhint: " + data.hint : ""));
-    }
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    const buffer = { text: "" };
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer.text += value;
-      for (const event of sseEvents(buffer)) {
-        if (handle(event, live)) return;
-      }
-    }
+    await streamJob("generate", body, abort, (event) => handle(event, live));
   } catch (err) {
     if (err.name !== "AbortError") showError(err.message);
   } finally {
     if (state.abort === abort) finish();
+  }
+}
+
+// POST a job and hand its server-sent events to `onEvent` until it returns true.
+async function streamJob(action, body, abort, onEvent) {
+  const response = await fetch(`/api/bundles/${encodeURIComponent(state.bundle)}/${action}`, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body), signal: abort.signal,
+  });
+  if (!response.ok) {
+    const data = await response.json();
+    throw new Error(data.error + (data.hint ? "\nhint: " + data.hint : ""));
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  const buffer = { text: "" };
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer.text += value;
+    for (const event of sseEvents(buffer)) {
+      if (onEvent(event)) return;
+    }
   }
 }
 
@@ -331,46 +336,36 @@ async function transcribe() {
   $("audio-stop").disabled = false;
   const segments = [];
   try {
-    const response = await fetch(`/api/bundles/${encodeURIComponent(state.bundle)}/transcribe`, {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body), signal: abort.signal,
-    });
-    if (!response.ok) {
-      const data = await response.json();
-      throw new Error(data.error + (data.hint ? "\nhint: " + data.hint : ""));
-    }
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    const buffer = { text: "" };
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer.text += value;
-      for (const event of sseEvents(buffer)) {
-        if (event.event === "job") state.job = event.job;
-        else if (event.event === "queued") $("audio-queue").textContent = `queued: ${event.position} ahead`;
-        else if (event.event === "segment") {
-          $("audio-queue").textContent = "";
-          segments.push([`${event.start.toFixed(2)}-${event.end.toFixed(2)} s`, event.text]);
-          rows($("segments"), segments);
-        } else if (event.event === "done") {
-          $("transcript").textContent = event.text;
-          $("transcript").dataset.done = "1";
-          const s = event.stats;
-          rows($("audio-stats"), [["language", event.language], ["audio", `${s.audio_s.toFixed(1)} s`],
-            ["windows", s.windows], ["features", ms(s.feature_ms)], ["decoding", ms(s.decode_ms)],
-            ["tokens", s.new_tokens], ["real-time factor", s.real_time_factor.toFixed(3)]]);
-          return;
-        } else if (event.event === "error") {
-          showError(event.message + (event.hint ? "\nhint: " + event.hint : ""));
-          return;
-        } else if (event.event === "cancelled") { $("audio-queue").textContent = "stopped"; return; }
-      }
-    }
+    await streamJob("transcribe", body, abort, (event) => audioEvent(event, segments));
   } catch (err) {
     if (err.name !== "AbortError") showError(err.message);
   } finally {
     if (state.abort === abort) finish();
   }
+}
+
+function audioEvent(event, segments) {
+  switch (event.event) {
+    case "job": state.job = event.job; break;
+    case "queued": $("audio-queue").textContent = `queued: ${event.position} ahead`; break;
+    case "segment":
+      $("audio-queue").textContent = "";
+      segments.push([`${event.start.toFixed(2)}-${event.end.toFixed(2)} s`, event.text]);
+      rows($("segments"), segments);
+      break;
+    case "done": {
+      $("transcript").textContent = event.text;
+      $("transcript").dataset.done = "1";
+      const s = event.stats;
+      rows($("audio-stats"), [["language", event.language], ["audio", `${s.audio_s.toFixed(1)} s`],
+        ["windows", s.windows], ["features", ms(s.feature_ms)], ["decoding", ms(s.decode_ms)],
+        ["tokens", s.new_tokens], ["real-time factor", s.real_time_factor.toFixed(3)]]);
+      return true;
+    }
+    case "error": showError(event.message + (event.hint ? "\nhint: " + event.hint : "")); return true;
+    case "cancelled": $("audio-queue").textContent = "stopped"; return true;
+  }
+  return false;
 }
 
 $("audio-file").addEventListener("change", async (e) => {
