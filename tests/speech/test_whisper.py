@@ -327,3 +327,41 @@ def test_a_text_prompt_is_encoded_after_startofprev(whisper_bundles):
     assert by_text.token_ids == model.transcribe(audio, language="en", prompt_ids=ids).token_ids
     with pytest.raises(InputError, match="prompt or prompt_ids"):
         model.transcribe(audio, prompt="a", prompt_ids=ids)
+
+
+def espeak_wav(path, text, voice="en-us", speed=160):
+    """``text`` spoken by espeak-ng into a WAV file (22.05 kHz mono, as espeak writes it)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (make test installs it where apt-get can)")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text],
+                   check=True, capture_output=True)  # fmt: skip
+    return path
+
+
+SPOKEN = {
+    "multilingual, timestamps": ("multilingual", {"return_timestamps": True}),
+    "multilingual, beam 2, language": ("multilingual", {"num_beams": 2, "language": "en"}),
+    "english-only": ("english", {}),
+    "english-only, timestamps": ("english", {"return_timestamps": True}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPOKEN))
+def test_espeak_speech_decodes_as_transformers(case, whisper_sources, whisper_bundles, tmp_path):
+    """Speech made here: espeak-ng's 22.05 kHz WAV, read and resampled by the bundle's
+    front-end, gives transformers' tokens and segments on the same 16 kHz samples."""
+    name, kwargs = SPOKEN[case]
+    path = espeak_wav(tmp_path / "spoken.wav", "turn on the kitchen light and call forty two")
+    model = loaded(whisper_bundles[name])
+    samples = model.samples(str(path))
+    assert samples.dtype == np.float32 and 2.0 < samples.size / RATE < 6.0
+    tokens, segments = hf_generate(whisper_sources[name], samples, **kwargs)
+    decoder = "beam" if kwargs.get("num_beams", 1) > 1 else None
+    got = model.transcribe(str(path), decoder=decoder, **kwargs)
+    assert list(got.token_ids) == tokens
+    if kwargs.get("return_timestamps"):
+        times = [t for s in got.segments for t in (s.start, s.end)]
+        assert segments and times == pytest.approx([t for pair in segments for t in pair], abs=1e-9)
