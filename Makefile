@@ -32,8 +32,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# The SSH profiling tests start a real sshd, and the app's browser tests Debian's chromium:
-# installed here where apt-get can (as root), else they are skipped with the reason.
+# The SSH profiling tests start a real sshd, the app's browser tests Debian's chromium and
+# the speech tests speak with espeak-ng: installed here where apt-get can (as root), else
+# those tests are skipped with the reason.
 test: $(STAMP) lint
 	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null \
 		|| (apt-get install -y -qq chromium >/dev/null 2>&1 \
@@ -43,6 +44,10 @@ test: $(STAMP) lint
 		|| ! command -v apt-get >/dev/null || (apt-get install -y -qq openssh-server >/dev/null 2>&1 \
 		|| (apt-get update -qq && apt-get install -y -qq openssh-server >/dev/null)) \
 		|| echo "openssh-server did not install: the SSH profiling tests will be skipped"
+	@command -v espeak-ng >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null \
+		|| (apt-get install -y -qq espeak-ng >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null)) \
+		|| echo "espeak-ng did not install: the tests on synthesized speech will be skipped"
 	$(VENV)/bin/pytest -q
 
 # The fuzzed loaders with many more cases than `make test` runs (several minutes).
