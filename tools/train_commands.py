@@ -45,7 +45,6 @@ import math
 import multiprocessing
 import platform
 import random
-import string
 import sys
 import time
 from pathlib import Path
@@ -55,6 +54,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import speech_commands as sc
+
+from edgert.plugins.families.speech.metrics import word_error_rate as wer
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "exporters" / "zoo" / "commands"
 
@@ -206,27 +207,6 @@ def spec_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 # --- evaluation ---------------------------------------------------------------------------
-def normalize(text: str) -> list[str]:
-    """Lower case, punctuation removed, split into words."""
-    return text.lower().translate(str.maketrans("", "", string.punctuation)).split()
-
-
-def edit_distance(a: list[str], b: list[str]) -> int:
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
-
-
-def wer(hyps: list[str], refs: list[str]) -> float:
-    """Word error rate: word edits over reference words, after :func:`normalize`."""
-    errors = sum(edit_distance(normalize(h), normalize(r)) for h, r in zip(hyps, refs, strict=True))
-    return errors / sum(len(normalize(r)) for r in refs)
-
-
 @torch.no_grad()
 def transcribe(model, tokenizer, audios: list[np.ndarray], batch: int = 32) -> list[str]:
     """transformers' ``generate(input_features)`` with the folder's generation config
