@@ -277,12 +277,12 @@ def features(audio: np.ndarray, filters: np.ndarray) -> np.ndarray:
 _FILTERS: np.ndarray | None = None
 
 
-def train_example(job: tuple[int, int]) -> tuple[str, np.ndarray]:
-    """(text, float16 features) of training utterance ``job = (seed, index)``: the unit of
-    work of a synthesis process."""
+def train_example(job: tuple[int, int, tuple[float, float], float]) -> tuple[str, np.ndarray]:
+    """(text, float16 features) of training utterance ``job = (seed, index, snr, clean)``:
+    the unit of work of a synthesis process."""
     global _FILTERS
     if _FILTERS is None:
         _FILTERS = mel_filters()
-    seed, index = job
-    u = utterance(seed, "train", index)
+    seed, index, snr, clean = job
+    u = utterance(seed, "train", index, snr=snr, clean=clean)
     return u.text, features(u.audio, _FILTERS).astype(np.float16)

@@ -13,7 +13,7 @@ Recipe (everything seeded; see ``--help``):
 * audio: espeak-ng, speaking each command with a random voice of the training split
   (accent + variant), speed (``-s`` 120..210), pitch (``-p`` 20..80), amplitude and word
   gap, resampled 22.05 -> 16 kHz with soxr, placed at a random offset of a 4 s window,
-  with white, pink or brown noise at 5..40 dB SNR (10% clean). Held-out voices (two
+  with white, pink or brown noise at 10..40 dB SNR (15% clean). Held-out voices (two
   accents and four variants that training never uses) make the test set;
 * features: the project's numpy log-mel front-end with the feature extractor's filters,
   computed once per clip by two synthesis processes, kept as float16;
@@ -61,35 +61,37 @@ DEFAULT_OUT = Path(__file__).resolve().parents[1] / "exporters" / "zoo" / "comma
 
 SEED = 0
 TEXT_VOCAB = 512  # bytes plus merges: every grammar word becomes one token
-MINUTES = 28.0  # the whole run: synthesis, training, evaluation
+MINUTES = 29.0  # the whole run: synthesis, training, evaluation
 EVAL_RESERVE_S = 90  # kept from training for the final evaluation and saving
-TRAIN_SIZE = 10_000
-STEPS = 2400
+TRAIN_SIZE = 8_000
+STEPS = 6000
 BATCH_SIZE = 32
-LR = 1.5e-3
+LR = 3e-3
 MIN_LR_RATIO = 0.05
-WARMUP_STEPS = 150
+WARMUP_STEPS = 100
 WEIGHT_DECAY = 0.01
 GRAD_CLIP = 1.0
-LABEL_SMOOTHING = 0.05
-CTC_WEIGHT = 0.5  # an auxiliary CTC head on the encoder, dropped when the model is saved
+LABEL_SMOOTHING = 0.0
+CTC_WEIGHT = 1.0  # an auxiliary CTC head on the encoder, dropped when the model is saved
 WORKERS = 2
 
 TEST_SIZE = 240  # held-out clips behind the reported WER
 SHIPPED_SIZE = 32  # the first of them, saved as heldout.npz
 VALID_SIZE = 64  # held-out clips logged during training
+TRAIN_SNR = (10.0, 40.0)
+TRAIN_CLEAN = 0.15
 TEST_SNR = (10.0, 30.0)
 MAX_LENGTH = 48  # generate's max_length: prompt + the longest command with room to spare
 MAX_TARGET_POSITIONS = 64
 
 MODEL_CONFIG = {
-    "d_model": 160,
+    "d_model": 112,
     "encoder_layers": 4,
     "decoder_layers": 2,
     "encoder_attention_heads": 4,
     "decoder_attention_heads": 4,
-    "encoder_ffn_dim": 640,
-    "decoder_ffn_dim": 640,
+    "encoder_ffn_dim": 448,
+    "decoder_ffn_dim": 448,
     "dropout": 0.0,
 }
 
@@ -165,7 +167,7 @@ def synthesize(count: int, seed: int) -> tuple[list[str], np.ndarray]:
     frames = sc.CHUNK_SECONDS * sc.RATE // 160
     feats = np.empty((count, 80, frames), np.float16)
     texts: list[str] = []
-    jobs = [(seed, i) for i in range(count)]
+    jobs = [(seed, i, TRAIN_SNR, TRAIN_CLEAN) for i in range(count)]
     # fork: the workers need no fresh interpreter, and torch has started no threads yet.
     with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
         for i, (text, f) in enumerate(pool.imap(sc.train_example, jobs, chunksize=64)):
@@ -192,12 +194,14 @@ def batch_tokens(seqs: list[list[int]], sot: int, no_ts: int, eot: int):
 
 
 def spec_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Two frequency masks (up to 10 mels) and two time masks (up to 25 frames) per clip,
-    filled with the clip's mean: robustness to missing bands and dropouts."""
+    """One frequency mask (up to 8 mels) and one time mask (up to 20 frames) per clip,
+    filled with the clip's mean: robustness to missing bands and dropouts. Kept light: in
+    half an hour the model underfits (its WER is the same on training and held-out
+    voices), so heavier masking only slows it down."""
     b, mels, frames = x.shape
     fill = x.mean(dim=(1, 2), keepdim=True)
     keep = torch.ones_like(x, dtype=torch.bool)
-    for size, width, axis in ((mels, 10, 1), (mels, 10, 1), (frames, 25, 2), (frames, 25, 2)):
+    for size, width, axis in ((mels, 8, 1), (frames, 20, 2)):
         w = torch.randint(0, width + 1, (b,), generator=gen)
         start = (torch.rand(b, generator=gen) * (size - w)).long()
         pos = torch.arange(size)
@@ -410,7 +414,8 @@ def main(argv: list[str] | None = None) -> dict:
         "words": len(words),
         "voices": {"train": sc.voices("train"), "heldout": sc.voices("heldout")},
         "synthesis": "espeak-ng -s 120..210 -p 20..80 -a 60..180 -g 0..3, soxr to 16 kHz, "
-        "white/pink/brown noise 5..40 dB SNR (10% clean), random offset in the window",
+        f"white/pink/brown noise {TRAIN_SNR[0]:g}..{TRAIN_SNR[1]:g} dB SNR ({TRAIN_CLEAN:.0%} clean), "
+        "random offset in the window",
         "train_clips": len(texts),
         "heldout_clips": TEST_SIZE,
         "heldout_snr_db": list(TEST_SNR),
@@ -422,7 +427,7 @@ def main(argv: list[str] | None = None) -> dict:
         "batch_size": BATCH_SIZE,
         "optimizer": f"AdamW(lr={LR}, betas=(0.9, 0.98), wd={WEIGHT_DECAY}), warmup "
         f"{WARMUP_STEPS} + cosine to {MIN_LR_RATIO}x, clip {GRAD_CLIP}, label smoothing "
-        f"{LABEL_SMOOTHING}, SpecAugment 2x10 mels + 2x25 frames, auxiliary encoder CTC "
+        f"{LABEL_SMOOTHING}, SpecAugment 1x8 mels + 1x20 frames, auxiliary encoder CTC "
         f"(weight {CTC_WEIGHT}, not shipped)",
         "final_loss": round(smooth or 0.0, 4),
         "heldout_wer": round(test_wer, 4),
