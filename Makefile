@@ -26,6 +26,8 @@ demo: $(STAMP)
 	$(EDGERT) export zoo:speller --device auto --out demo-out/speller-auto --force
 	$(PY) apps/speller.py demo-out/speller-auto
 	$(EDGERT) export zoo:speller-draft --device auto --out demo-out/speller-draft-auto --force
+	$(EDGERT) export zoo:commands --device auto --out demo-out/commands-auto --force
+	$(PY) apps/commands_demo.py demo-out/commands-auto
 	@echo "open these bundles in the app: $(EDGERT) app demo-out"
 
 lint: $(STAMP)

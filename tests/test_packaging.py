@@ -67,6 +67,10 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
     )
     assert {"ort-cpu", "greedy", "cnn", "ofa"} <= {i["name"] for i in plugins["items"]}
     assert (site / "edgert" / "exporters" / "ofa" / "nets.json").is_file()
+    zoo = site / "edgert" / "exporters" / "zoo"
+    for folder in ("speller/model", "speller/draft", "commands"):  # the embedded models' weights
+        assert (zoo / folder / "model.safetensors").is_file(), folder
+    assert (zoo / "commands" / "heldout.npz").is_file()
     nets = subprocess.run(
         [str(edgert_cli), "ofa", "nets", "--json"], capture_output=True, text=True, check=True
     )  # the OFA plugin's commands load without torch

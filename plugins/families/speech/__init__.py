@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgert.families import Family
+from edgert.families import BuiltinModel, Family
 from edgert.hookspecs import hookimpl
 from edgert.plugins.families.seq2seq import looks_like_hub_id, model_type
 from edgert.plugins.families.speech.options import SpeechExport
@@ -39,7 +39,22 @@ SPEECH = Family(
 )
 
 
+COMMANDS_MODEL = BuiltinModel(
+    "commands",
+    "speech",
+    "edgert.exporters.zoo:commands",
+    folder=True,
+    description="spoken commands and numbers, a tiny Whisper trained on synthesized speech",
+)
+
+
 @hookimpl
 def register_families(register):
     """Register the speech family."""
     register(SPEECH, source=__name__)
+
+
+@hookimpl
+def register_models(register):
+    """Register the embedded speech model."""
+    register(COMMANDS_MODEL, source=__name__)
