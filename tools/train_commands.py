@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import multiprocessing
 import platform
 import random
@@ -54,6 +53,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import speech_commands as sc
+from schedule import warmup_cosine
 
 from edgert.plugins.families.speech.metrics import word_error_rate as wer
 
@@ -285,13 +285,6 @@ def evaluate(folder: Path, seed: int, bundle: Path | None) -> dict:
 
 
 # --- training -----------------------------------------------------------------------------
-def lr_at(progress: float, step: int, lr: float) -> float:
-    if step < WARMUP_STEPS:
-        return lr * (step + 1) / WARMUP_STEPS
-    cos = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    return lr * (MIN_LR_RATIO + (1 - MIN_LR_RATIO) * cos)
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model folder to write")
@@ -354,7 +347,7 @@ def main(argv: list[str] | None = None) -> dict:
             break
         progress = max(step / args.steps, elapsed / budget)
         for g in opt.param_groups:
-            g["lr"] = lr_at(progress, step, LR)
+            g["lr"] = warmup_cosine(progress, step, WARMUP_STEPS, LR, MIN_LR_RATIO)
         if order.numel() < BATCH_SIZE:
             order = torch.cat([order, torch.randperm(len(seqs), generator=gen)])
         idx, order = order[:BATCH_SIZE], order[BATCH_SIZE:]

@@ -54,7 +54,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import platform
 import random
 import shutil
@@ -64,6 +63,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from schedule import warmup_cosine
 
 from edgert.exporters.zoo.speller import data
 from edgert.plugins.decoding.lexicon import DICTIONARY
@@ -287,13 +289,6 @@ def init_from(model, source: Path) -> int:
     return len(shared)
 
 
-def lr_at(progress: float, step: int, warmup: int, lr: float) -> float:
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    cos = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    return lr * (MIN_LR_RATIO + (1 - MIN_LR_RATIO) * cos)
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -369,7 +364,7 @@ def main(argv: list[str] | None = None) -> dict:
             break
         progress = max(step / args.steps, elapsed / budget)
         for g in opt.param_groups:
-            g["lr"] = lr_at(progress, step, WARMUP_STEPS, args.lr)
+            g["lr"] = warmup_cosine(progress, step, WARMUP_STEPS, args.lr, MIN_LR_RATIO)
         batch = []
         while len(batch) < args.batch_size:
             noisy, clean = next(stream)

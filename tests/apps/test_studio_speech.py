@@ -8,11 +8,10 @@ import base64
 import json
 import subprocess
 import sys
-import wave
 
 import numpy as np
 import pytest
-from helpers.audio import speech_like
+from helpers.audio import speech_like, write_wav
 from helpers.browser import app_server, launch_browser, open_bundle, shot
 
 pytest.importorskip("starlette")
@@ -91,15 +90,6 @@ def test_an_unknown_language_arrives_as_an_error_event(client):
     events = events_of(client, pcm16=pcm16(speech_like(1.0, 0)), rate=16000, language="xx")
     assert events[-1]["event"] == "error"
     assert "valid languages: de, en, fr" in events[-1]["hint"]
-
-
-def write_wav(path, samples, rate):
-    ints = np.clip(np.round(samples * 32767), -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(ints.tobytes())
 
 
 @pytest.fixture(scope="module")

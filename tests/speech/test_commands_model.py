@@ -5,17 +5,17 @@ the held-out clips that ship with it, and usable from ``edgert run`` and streami
 from __future__ import annotations
 
 import functools
-import itertools
 import json
-import wave
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.cli import run
+from helpers.audio import write_wav
+from helpers.cli import run, run_cli
 
 import edgert
+from edgert.apps.commands_demo import shipped_clips
 from edgert.plugins.families.speech.metrics import word_error_rate
 
 MAX_MB = 20  # what the wheel may carry for it
@@ -32,10 +32,9 @@ def recipe() -> dict:
 
 @functools.cache
 def shipped() -> tuple[list[np.ndarray], list[str]]:
-    with np.load(folder() / "heldout.npz", allow_pickle=False) as data:
-        audio, offsets = data["audio"], data["offsets"]
-        texts = json.loads(str(data["texts"]))
-    return [audio[a:b].astype(np.float32) / 32768.0 for a, b in itertools.pairwise(offsets)], texts
+    """The held-out clips and texts, read as the demo reads them."""
+    clips, texts, _, _ = shipped_clips()
+    return clips, texts
 
 
 @functools.cache
@@ -58,16 +57,11 @@ def hf_tokens(audio: np.ndarray, **kwargs) -> list[int]:
 @pytest.fixture(scope="module")
 def commands_bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("commands") / "bundle"
-    code, stdout, stderr = run_export(out)
+    code, stdout, stderr = run_cli("export", "zoo:commands", "--device", "cpu-generic",
+                                   "--out", str(out))  # fmt: skip
     assert code == 0, stderr
     assert "(speech, fp32, device cpu-generic)" in stdout
     return edgert.load(str(out))
-
-
-def run_export(out: Path):
-    from helpers.cli import run_cli
-
-    return run_cli("export", "zoo:commands", "--device", "cpu-generic", "--out", str(out))
 
 
 def test_the_model_is_small_and_its_recipe_is_recorded():
@@ -113,17 +107,11 @@ def test_beam_search_decodes_as_generate(commands_bundle):
 
 
 def test_edgert_run_transcribes_a_recording(commands_bundle, tmp_path, capsys):
-    clips, _ = shipped()
-    path = tmp_path / "command-44k-stereo.wav"
     import soxr
 
-    audio = soxr.resample(clips[1], 16000, 44100)
-    pcm = np.clip(np.round(np.repeat(audio[:, None], 2, axis=1) * 32767), -32768, 32767)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(2)
-        w.setsampwidth(2)
-        w.setframerate(44100)
-        w.writeframes(pcm.astype("<i2").tobytes())
+    clips, _ = shipped()
+    path = write_wav(tmp_path / "command-44k-stereo.wav", soxr.resample(clips[1], 16000, 44100),
+                     44100, channels=2)  # fmt: skip
     code, out, err = run(capsys, "run", str(commands_bundle.bundle.path), str(path))
     assert code == 0, err
     assert out.strip() == commands_bundle.transcribe(str(path)).text.strip()

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import functools
 import json
-import wave
 
 import numpy as np
 import pytest
-from helpers.audio import speech_like
+from helpers.audio import speech_like, write_wav
 from helpers.cli import run
 
 import edgert
@@ -129,15 +128,6 @@ def test_lossless_decoders_give_greedy_tokens(decoder, timestamps, whisper_bundl
     got = model.transcribe(audio, decoder=decoder, return_timestamps=timestamps, **options)
     assert got.token_ids == greedy.token_ids
     assert got.stats["decoder"] == decoder
-
-
-def write_wav(path, samples, rate, channels=1):
-    ints = np.clip(np.round(np.repeat(samples[:, None], channels, axis=1) * 32767), -32768, 32767)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(ints.astype("<i2").tobytes())
 
 
 def test_a_wav_file_transcribes_as_its_samples(whisper_bundles, tmp_path):
