@@ -53,7 +53,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import speech_commands as sc
-from schedule import warmup_cosine
+from schedule import Budget, warmup_cosine
 
 from edgert.plugins.families.speech.metrics import word_error_rate as wer
 
@@ -337,15 +337,9 @@ def main(argv: list[str] | None = None) -> dict:
     gen = torch.Generator().manual_seed(args.seed)
     features = torch.from_numpy(feats)
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100, label_smoothing=LABEL_SMOOTHING)
-    t_train = time.perf_counter()
-    budget = max(deadline - t_train, 1.0)
-    step, stopped_by, smooth, order = 0, "steps", None, torch.empty(0, dtype=torch.long)
-    while step < args.steps:
-        elapsed = time.perf_counter() - t_train
-        if elapsed >= budget:
-            stopped_by = "minutes"
-            break
-        progress = max(step / args.steps, elapsed / budget)
+    budget = Budget(args.steps, max(deadline - time.perf_counter(), 1.0))
+    step, smooth, order = 0, None, torch.empty(0, dtype=torch.long)
+    while (progress := budget.progress(step)) is not None:
         for g in opt.param_groups:
             g["lr"] = warmup_cosine(progress, step, WARMUP_STEPS, LR, MIN_LR_RATIO)
         if order.numel() < BATCH_SIZE:
@@ -373,10 +367,10 @@ def main(argv: list[str] | None = None) -> dict:
         smooth = loss.item() if smooth is None else 0.95 * smooth + 0.05 * loss.item()
         if step % 200 == 0 or step == args.steps:
             hyps = transcribe(model, tokenizer, [c.audio for c in valid])
-            print(f"step {step:5d}  {time.perf_counter() - t_train:6.0f}s  "
+            print(f"step {step:5d}  {budget.elapsed():6.0f}s  "
                   f"lr {opt.param_groups[0]['lr']:.2e}  loss {smooth:.3f}  "
                   f"valid_wer {wer(hyps, [c.text for c in valid]):.3f}", flush=True)  # fmt: skip
-    train_time = time.perf_counter() - t_train
+    train_time, stopped_by = budget.elapsed(), budget.stopped_by
     print(f"trained {step} steps in {train_time:.0f}s (stopped by {stopped_by})")
 
     test = heldout(TEST_SIZE, args.seed)

@@ -65,7 +65,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from schedule import warmup_cosine
+from schedule import Budget, warmup_cosine
 
 from edgert.exporters.zoo.speller import data
 from edgert.plugins.decoding.lexicon import DICTIONARY
@@ -354,15 +354,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     stream = data.iter_pairs(DATA_SEED, "train", clean_fraction=CLEAN_FRACTION)
-    budget = args.minutes * 60
-    t_train = time.perf_counter()
-    step, stopped_by, skipped, longest, smooth = 0, "steps", 0, 0, None
-    while step < args.steps:
-        elapsed = time.perf_counter() - t_train
-        if elapsed >= budget:
-            stopped_by = "minutes"
-            break
-        progress = max(step / args.steps, elapsed / budget)
+    budget = Budget(args.steps, args.minutes * 60)
+    step, skipped, longest, smooth = 0, 0, 0, None
+    while (progress := budget.progress(step)) is not None:
         for g in opt.param_groups:
             g["lr"] = warmup_cosine(progress, step, WARMUP_STEPS, args.lr, MIN_LR_RATIO)
         batch = []
@@ -387,9 +381,9 @@ def main(argv: list[str] | None = None) -> dict:
             em = sum(h == c for h, (_, c) in zip(hyps, valid, strict=True)) / len(valid)
             log.info(
                 "step %5d  %6.1fs  lr %.2e  loss %.4f  valid_em %.3f",
-                step, time.perf_counter() - t_train, opt.param_groups[0]["lr"], smooth, em,
+                step, budget.elapsed(), opt.param_groups[0]["lr"], smooth, em,
             )  # fmt: skip
-    train_time = time.perf_counter() - t_train
+    train_time, stopped_by = budget.elapsed(), budget.stopped_by
     log.info("trained %d steps in %.1fs (stopped by %s)", step, train_time, stopped_by)
 
     t_eval = time.perf_counter()
